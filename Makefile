@@ -1,0 +1,37 @@
+# PGXS build of s3scan_jobs: the C++ module, the install script and the test suites.
+# `make`, `make install`, `make installcheck` (pg_regress, isolation tester, TAP).
+
+EXTENSION = s3scan_jobs
+MODULE_big = s3scan_jobs
+DATA = s3scan_jobs--1.0.sql
+
+include sources.mk
+OBJS = $(S3SCAN_SOURCES:.cpp=.o)
+
+# Tests: one topic per file; the lists follow the files on disk.
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf --load-extension=plpgsql
+ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=tmp_check_iso --temp-config=test/regress.conf
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+EXTRA_CLEAN = tmp_check_regress tmp_check_iso output_iso results regression.diffs regression.out
+
+PG_CONFIG ?= $(shell command -v pg_config15 2>/dev/null || echo /usr/lib/postgresql/15/bin/pg_config)
+
+PG_CXXFLAGS += -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+	-Wno-register -fno-omit-frame-pointer -I$(srcdir)/src
+PG_CFLAGS += -Werror
+SHLIB_LINK += -lstdc++
+
+# No LLVM bitcode: nothing here is worth inlining into JIT-compiled queries.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# PGXS compiles C++ with CXXFLAGS; PG_CXXFLAGS is added by PGXS on PostgreSQL 15.
+format:
+	clang-format -i src/*.cpp src/*.hpp
+
+.PHONY: format

@@ -1,0 +1,143 @@
+--
+-- 006_privileges: who may read, who may refresh, pinned search_path, the
+-- extension not trusted, and the extension in a schema of its own.
+--
+CREATE EXTENSION s3scan_jobs;
+
+INSERT INTO jobs (job_id, bucket, prefix, created_at, updated_at)
+VALUES ('10000000-0000-4000-8000-000000000001', 'my-bucket', 'p/', '2024-04-01 10:00:00+00', '2024-04-01 10:00:00+00');
+INSERT INTO job_objects (job_id, bucket, key, etag, status)
+VALUES ('10000000-0000-4000-8000-000000000001', 'my-bucket', 'p/1', 'e1', 'succeeded'),
+       ('10000000-0000-4000-8000-000000000001', 'my-bucket', 'p/2', 'e2', 'queued');
+SELECT outcome FROM refresh_job_progress();
+
+CREATE ROLE regress_s3scan_nobody;
+CREATE ROLE regress_s3scan_reader;
+
+\set VERBOSITY sqlstate
+
+-- A role with no grants: permission denied (42501) on both paths.
+SET ROLE regress_s3scan_nobody;
+SELECT status, data_source FROM job_status('10000000-0000-4000-8000-000000000001');
+SELECT status, data_source FROM job_status('10000000-0000-4000-8000-000000000001', true);
+SELECT count(*) FROM job_status('10000000-0000-4000-8000-0000000000ff');
+SELECT count(*) FROM job_progress;
+SELECT count(*) FROM job_summary;
+-- nor may it refresh
+SELECT outcome FROM refresh_job_progress();
+SELECT refresh_worker_start();
+SELECT refresh_worker_stop();
+RESET ROLE;
+
+-- With SELECT on the tables and views the API reads, job_status works.
+GRANT SELECT ON jobs, job_objects, findings, job_progress, materialized_view_refresh_log TO regress_s3scan_reader;
+SET ROLE regress_s3scan_reader;
+SELECT total_objects, succeeded_count, status, data_source,
+       cache_timestamp IS NOT NULL AS has_cache_timestamp
+FROM job_status('10000000-0000-4000-8000-000000000001');
+SELECT total_objects, succeeded_count, status, data_source
+FROM job_status('10000000-0000-4000-8000-000000000001', true);
+SELECT count(*) FROM job_status('10000000-0000-4000-8000-0000000000ff');
+-- reading does not give the right to refresh, or to write
+SELECT outcome FROM refresh_job_progress();
+INSERT INTO jobs (job_id, bucket) VALUES ('10000000-0000-4000-8000-000000000002', 'b');
+RESET ROLE;
+
+-- REVOKE takes it away again.
+REVOKE SELECT ON job_objects FROM regress_s3scan_reader;
+SET ROLE regress_s3scan_reader;
+SELECT status FROM job_status('10000000-0000-4000-8000-000000000001', true);
+RESET ROLE;
+
+\set VERBOSITY default
+
+-- PUBLIC cannot execute the refresh and worker functions; it can call
+-- job_status (which then needs table privileges, as above).
+SELECT f AS function, has_function_privilege('public', f, 'EXECUTE') AS public_can_execute
+FROM unnest(ARRAY['refresh_job_progress()', 'refresh_worker_start()', 'refresh_worker_stop()',
+                  'job_status(uuid, boolean)']) f;
+-- and neither can the roles above
+SELECT has_function_privilege('regress_s3scan_reader', 'refresh_job_progress()', 'EXECUTE') AS reader_can_refresh;
+
+-- EXECUTE can be granted to a role that is to refresh
+GRANT EXECUTE ON FUNCTION refresh_job_progress() TO regress_s3scan_reader;
+SELECT has_function_privilege('regress_s3scan_reader', 'refresh_job_progress()', 'EXECUTE') AS reader_can_refresh;
+REVOKE EXECUTE ON FUNCTION refresh_job_progress() FROM regress_s3scan_reader;
+
+-- Every function of the extension pins search_path.
+CREATE FUNCTION pg_temp.ext_functions(ext name)
+RETURNS TABLE (fn regprocedure, pins_search_path boolean) LANGUAGE sql AS $$
+    SELECT p.oid::regprocedure,
+           EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
+    FROM pg_proc p
+    JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                    AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+    JOIN pg_extension e ON e.oid = d.refobjid
+    WHERE e.extname = ext
+$$;
+SELECT count(*) >= 3 AS has_functions, bool_and(pins_search_path) AS all_pin_search_path
+FROM pg_temp.ext_functions('s3scan_jobs');
+-- (lists any function that does not)
+SELECT fn FROM pg_temp.ext_functions('s3scan_jobs') WHERE NOT pins_search_path;
+
+-- No function of the extension runs with its owner's rights.
+SELECT count(*) AS security_definer_functions
+FROM pg_temp.ext_functions('s3scan_jobs') f JOIN pg_proc p ON p.oid = f.fn
+WHERE p.prosecdef;
+
+-- The extension is not trusted: only a superuser may create it.
+SELECT name, version, superuser, trusted, relocatable
+FROM pg_available_extension_versions WHERE name = 's3scan_jobs' AND version = '1.0';
+
+DROP EXTENSION s3scan_jobs CASCADE;
+
+-- CREATE EXTENSION ... SCHEMA: everything in that schema, nothing in
+-- public, and job_status works called by its qualified name.
+CREATE SCHEMA s3other;
+CREATE EXTENSION s3scan_jobs SCHEMA s3other;
+SELECT n.nspname, count(*) > 0 AS has_objects
+FROM pg_depend d JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE d.refclassid = 'pg_extension'::regclass
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 's3scan_jobs')
+GROUP BY n.nspname;
+SELECT n.nspname, count(*) > 0 AS has_functions
+FROM pg_temp.ext_functions('s3scan_jobs') f JOIN pg_proc p ON p.oid = f.fn
+JOIN pg_namespace n ON n.oid = p.pronamespace
+GROUP BY n.nspname;
+SELECT count(*) AS in_public FROM pg_class
+WHERE relnamespace = 'public'::regnamespace
+  AND relname IN ('jobs', 'job_objects', 'findings', 'job_progress', 'job_summary',
+                  'active_jobs_progress', 'materialized_view_refresh_log', 'refresh_history');
+
+-- decoys in public with the same names must not be picked up: search_path
+-- is pinned to the extension's schema
+CREATE TABLE public.jobs (job_id uuid, bucket text);
+INSERT INTO public.jobs VALUES ('10000000-0000-4000-8000-000000000001', 'decoy');
+SHOW search_path;
+
+INSERT INTO s3other.jobs (job_id, bucket, prefix, created_at, updated_at)
+VALUES ('10000000-0000-4000-8000-000000000001', 'my-bucket', 'p/', '2024-04-01 10:00:00+00', '2024-04-01 10:00:00+00');
+INSERT INTO s3other.job_objects (job_id, bucket, key, etag, status)
+VALUES ('10000000-0000-4000-8000-000000000001', 'my-bucket', 'p/1', 'e1', 'succeeded'),
+       ('10000000-0000-4000-8000-000000000001', 'my-bucket', 'p/2', 'e2', 'failed');
+SELECT * FROM s3other.job_status('10000000-0000-4000-8000-000000000001');
+SELECT outcome, mode, total_jobs, total_objects FROM s3other.refresh_job_progress();
+SELECT job_id, bucket, total_objects, progress_percent, status, data_source
+FROM s3other.job_status('10000000-0000-4000-8000-000000000001');
+SELECT bucket, total_objects FROM s3other.job_summary;
+SELECT view_name, total_jobs, total_objects FROM s3other.materialized_view_refresh_log;
+-- a manual REFRESH of the view in that schema is logged there
+REFRESH MATERIALIZED VIEW CONCURRENTLY s3other.job_progress;
+SELECT origin, outcome, mode FROM s3other.refresh_history ORDER BY id DESC LIMIT 1;
+-- and with the schema on the search_path, unqualified names work
+SET search_path = s3other, public;
+SELECT status, data_source FROM job_status('10000000-0000-4000-8000-000000000001');
+RESET search_path;
+
+DROP TABLE public.jobs;
+DROP EXTENSION s3scan_jobs CASCADE;
+DROP SCHEMA s3other;
+
+DROP ROLE regress_s3scan_nobody;
+DROP ROLE regress_s3scan_reader;

@@ -1,0 +1,333 @@
+// The refresh of job_progress and its bookkeeping (materialized_view_refresh_log and
+// refresh_history), the SQL function refresh_job_progress(), and the event triggers that record
+// a REFRESH MATERIALIZED VIEW job_progress typed by a person.
+//
+// Everything here calls PostgreSQL directly and keeps no C++ object with a destructor alive, so
+// PostgreSQL errors may pass through; the SQL entry points wrap it with pg_call.
+#include "refresh.hpp"
+
+#include "pg_boundary.hpp"
+#include "settings.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "catalog/pg_extension.h"
+#include "nodes/parsenodes.h"
+#include "utils/fmgroids.h"
+#include "postmaster/bgworker.h"
+#include "utils/guc.h"
+}
+
+#include <cstdio>
+
+namespace s3scan {
+
+// True while this backend runs a REFRESH on behalf of refresh_job_progress_now(): the event
+// triggers then leave the bookkeeping to it.
+static bool refresh_by_extension = false;
+
+// Start of the REFRESH command the event trigger saw begin (for its duration).
+static TimestampTz refresh_command_started_at = 0;
+
+const char *outcome_name(RefreshOutcome outcome) {
+    switch (outcome) {
+    case RefreshOutcome::Refreshed:
+        return "refreshed";
+    case RefreshOutcome::Skipped:
+        return "skipped";
+    case RefreshOutcome::Failed:
+        return "failed";
+    }
+    return "failed";
+}
+
+static const char *origin_name(RefreshOrigin origin) {
+    switch (origin) {
+    case RefreshOrigin::Worker:
+        return "worker";
+    case RefreshOrigin::Sql:
+        return "sql";
+    case RefreshOrigin::PgCron:
+        return "pg_cron";
+    case RefreshOrigin::RefreshCommand:
+        return "refresh_command";
+    }
+    return "sql";
+}
+
+RefreshOrigin origin_of_current_session() {
+    // pg_cron runs jobs either in its own background workers or over libpq with
+    // application_name 'pg_cron'.
+    if (MyBgworkerEntry != nullptr && strncmp(MyBgworkerEntry->bgw_type, "pg_cron", 7) == 0)
+        return RefreshOrigin::PgCron;
+    if (application_name != nullptr && strcmp(application_name, "pg_cron") == 0)
+        return RefreshOrigin::PgCron;
+    return RefreshOrigin::Sql;
+}
+
+Oid installed_extension_namespace() {
+    // PostgreSQL 15 has no get_extension_schema(): read pg_extension by name.
+    Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+                CStringGetDatum("s3scan_jobs"));
+    SysScanDesc scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+    HeapTuple tuple = systable_getnext(scan);
+    Oid nsp = HeapTupleIsValid(tuple) ? ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace : InvalidOid;
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return nsp;
+}
+
+static double elapsed_ms(TimestampTz from, TimestampTz to) {
+    return (double) (to - from) / 1000.0;
+}
+
+static char *qualified(Oid nsp, const char *relname) {
+    return quote_qualified_identifier(get_namespace_name(nsp), relname);
+}
+
+// Counts the rows of job_progress (jobs, objects) as of now. Inside SPI.
+static void count_cached_totals(Oid nsp, RefreshReport *report) {
+    char *sql = psprintf("SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(total_objects), 0)::bigint "
+                         "FROM %s",
+                         qualified(nsp, "job_progress"));
+    if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "could not count the rows of job_progress");
+    bool isnull;
+    report->total_jobs = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    report->total_objects = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+// Upserts the job_progress row of the refresh log. Inside SPI. A NULL time says the view holds
+// no data (REFRESH ... WITH NO DATA).
+static void write_refresh_log(Oid nsp, const RefreshReport *report, bool has_data) {
+    char *sql = psprintf(
+        "INSERT INTO %s AS l (view_name, last_refreshed_at, refresh_duration_ms, total_jobs, total_objects) "
+        "VALUES ('job_progress', $1, $2, $3, $4) "
+        "ON CONFLICT (view_name) DO UPDATE SET last_refreshed_at = EXCLUDED.last_refreshed_at, "
+        "refresh_duration_ms = EXCLUDED.refresh_duration_ms, total_jobs = EXCLUDED.total_jobs, "
+        "total_objects = EXCLUDED.total_objects",
+        qualified(nsp, "materialized_view_refresh_log"));
+    Oid types[4] = {TIMESTAMPTZOID, INT4OID, INT4OID, INT8OID};
+    int32 duration = (int32) Min(report->duration_ms + 0.5, (double) PG_INT32_MAX);
+    int32 jobs = (int32) Min(report->total_jobs, (int64) PG_INT32_MAX);
+    Datum values[4] = {TimestampTzGetDatum(report->data_time), Int32GetDatum(duration),
+                       Int32GetDatum(jobs), Int64GetDatum(report->total_objects)};
+    char nulls[4] = {has_data ? ' ' : 'n', ' ', has_data ? ' ' : 'n', has_data ? ' ' : 'n'};
+    if (SPI_execute_with_args(sql, 4, types, values, nulls, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "could not write the refresh log");
+}
+
+// Appends one row to refresh_history and prunes it to s3scan_jobs.history_limit rows. Inside SPI.
+static void write_refresh_history(Oid nsp, RefreshOrigin origin, const RefreshReport *report,
+                                  bool has_totals) {
+    char *history = qualified(nsp, "refresh_history");
+    char *insert = psprintf("INSERT INTO %s (started_at, duration_ms, outcome, mode, total_jobs, "
+                            "total_objects, error, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                            history);
+    Oid types[8] = {TIMESTAMPTZOID, FLOAT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID};
+    bool skipped = report->outcome == RefreshOutcome::Skipped;
+    bool failed = report->outcome == RefreshOutcome::Failed;
+    Datum values[8] = {TimestampTzGetDatum(report->started_at),
+                       Float8GetDatum(report->duration_ms),
+                       CStringGetTextDatum(outcome_name(report->outcome)),
+                       CStringGetTextDatum(report->concurrent ? "concurrent" : "full"),
+                       Int64GetDatum(report->total_jobs),
+                       Int64GetDatum(report->total_objects),
+                       CStringGetTextDatum(report->error),
+                       CStringGetTextDatum(origin_name(origin))};
+    char nulls[8] = {' ', ' ', ' ', skipped ? 'n' : ' ', has_totals ? ' ' : 'n',
+                     has_totals ? ' ' : 'n', failed ? ' ' : 'n', ' '};
+    if (SPI_execute_with_args(insert, 8, types, values, nulls, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "could not write the refresh history");
+
+    int limit = s3scan_history_limit;
+    char *prune = psprintf("DELETE FROM %s WHERE id < (SELECT id FROM %s ORDER BY id DESC OFFSET %d LIMIT 1)",
+                           history, history, limit > 0 ? limit - 1 : 0);
+    if (limit == 0)
+        prune = psprintf("DELETE FROM %s", history);
+    if (SPI_execute(prune, false, 0) != SPI_OK_DELETE)
+        elog(ERROR, "could not prune the refresh history");
+}
+
+// The refresh proper, in the current (sub)transaction. Inside SPI.
+static void run_refresh(Oid nsp, RefreshReport *report) {
+    char *sql = psprintf("REFRESH MATERIALIZED VIEW %s%s", report->concurrent ? "CONCURRENTLY " : "",
+                         qualified(nsp, "job_progress"));
+    refresh_by_extension = true;
+    if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+        elog(ERROR, "could not refresh job_progress");
+    refresh_by_extension = false;
+    count_cached_totals(nsp, report);
+}
+
+void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *report) {
+    memset(report, 0, sizeof *report);
+    report->started_at = GetCurrentTimestamp();
+    report->data_time = GetCurrentTransactionStartTimestamp();
+
+    Oid matview = get_relname_relid("job_progress", nsp);
+    if (!OidIsValid(matview) || get_rel_relkind(matview) != RELKIND_MATVIEW)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("materialized view \"job_progress\" does not exist in schema \"%s\"",
+                               get_namespace_name(nsp))));
+
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+
+    // Another refresh (ours, pg_cron's, a person's REFRESH) holds at least this lock: skip
+    // rather than queue behind it. Readers (ACCESS SHARE) never conflict with it.
+    if (!ConditionalLockRelationOid(matview, ExclusiveLock)) {
+        report->outcome = RefreshOutcome::Skipped;
+        report->duration_ms = elapsed_ms(report->started_at, GetCurrentTimestamp());
+        write_refresh_history(nsp, origin, report, false);
+        SPI_finish();
+        return;
+    }
+
+    Relation rel = table_open(matview, NoLock);
+    report->concurrent = RelationIsPopulated(rel);
+    table_close(rel, NoLock);
+
+    MemoryContext caller_context = CurrentMemoryContext;
+    ResourceOwner caller_owner = CurrentResourceOwner;
+    BeginInternalSubTransaction(NULL);
+    MemoryContextSwitchTo(caller_context);
+    PG_TRY();
+    {
+        run_refresh(nsp, report);
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(caller_context);
+        CurrentResourceOwner = caller_owner;
+        report->outcome = RefreshOutcome::Refreshed;
+    }
+    PG_CATCH();
+    {
+        refresh_by_extension = false;
+        MemoryContextSwitchTo(caller_context);
+        ErrorData *edata = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(caller_context);
+        CurrentResourceOwner = caller_owner;
+        // The subtransaction's SPI connection went with it; this one is still ours.
+        report->outcome = RefreshOutcome::Failed;
+        snprintf(report->error, sizeof report->error, "%s", edata->message ? edata->message : "unknown error");
+        ereport(WARNING, (errcode(edata->sqlerrcode),
+                          errmsg("refresh of job_progress failed: %s", report->error),
+                          edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+        FreeErrorData(edata);
+    }
+    PG_END_TRY();
+
+    TimestampTz finished = GetCurrentTimestamp();
+    report->duration_ms = elapsed_ms(report->started_at, finished);
+    if (report->outcome == RefreshOutcome::Refreshed)
+        write_refresh_log(nsp, report, true);
+    write_refresh_history(nsp, origin, report, report->outcome == RefreshOutcome::Refreshed);
+    SPI_finish();
+}
+
+// The result row of refresh_job_progress().
+static Datum refresh_result_datum(FunctionCallInfo fcinfo, const RefreshReport *report) {
+    TupleDesc tupdesc;
+    if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "refresh_job_progress() must return a composite type");
+    tupdesc = BlessTupleDesc(tupdesc);
+
+    char message[700];
+    switch (report->outcome) {
+    case RefreshOutcome::Refreshed:
+        snprintf(message, sizeof message,
+                 "refreshed job_progress %sin %.1f ms: " INT64_FORMAT " jobs, " INT64_FORMAT " objects",
+                 report->concurrent ? "concurrently " : "", report->duration_ms, report->total_jobs,
+                 report->total_objects);
+        break;
+    case RefreshOutcome::Skipped:
+        snprintf(message, sizeof message, "skipped: another refresh of job_progress is running");
+        break;
+    case RefreshOutcome::Failed:
+        snprintf(message, sizeof message, "failed: %s", report->error);
+        break;
+    }
+    bool refreshed = report->outcome == RefreshOutcome::Refreshed;
+    Datum values[7] = {CStringGetTextDatum(outcome_name(report->outcome)),
+                       CStringGetTextDatum(report->concurrent ? "concurrent" : "full"),
+                       TimestampTzGetDatum(report->started_at),
+                       Float8GetDatum(report->duration_ms),
+                       Int64GetDatum(report->total_jobs),
+                       Int64GetDatum(report->total_objects),
+                       CStringGetTextDatum(message)};
+    bool nulls[7] = {false, report->outcome == RefreshOutcome::Skipped, false, false,
+                     !refreshed, !refreshed, false};
+    return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+// The job_progress of the schema the called function lives in, if this REFRESH is of it.
+static bool command_refreshes_job_progress(FunctionCallInfo fcinfo, RefreshMatViewStmt **stmt_out) {
+    if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("function can only be called as an event trigger")));
+    EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
+    if (refresh_by_extension || trigdata->parsetree == NULL || !IsA(trigdata->parsetree, RefreshMatViewStmt))
+        return false;
+    RefreshMatViewStmt *stmt = (RefreshMatViewStmt *) trigdata->parsetree;
+    Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+    Oid target = RangeVarGetRelid(stmt->relation, NoLock, true);
+    if (!OidIsValid(target) || target != get_relname_relid("job_progress", nsp))
+        return false;
+    *stmt_out = stmt;
+    return true;
+}
+
+}  // namespace s3scan
+
+using namespace s3scan;
+
+S3SCAN_FUNCTION(s3scan_refresh_job_progress) {
+    return pg_call([&] {
+        Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+        RefreshReport report;
+        refresh_job_progress_now(nsp, origin_of_current_session(), &report);
+        return refresh_result_datum(fcinfo, &report);
+    });
+}
+
+S3SCAN_FUNCTION(s3scan_on_refresh_command_start) {
+    pg_call([&] {
+        RefreshMatViewStmt *stmt;
+        if (command_refreshes_job_progress(fcinfo, &stmt))
+            refresh_command_started_at = GetCurrentTimestamp();
+    });
+    PG_RETURN_VOID();
+}
+
+// A REFRESH MATERIALIZED VIEW [CONCURRENTLY] job_progress [WITH NO DATA] typed by a person has
+// just run: bring the log and the history up to date, in the same transaction.
+S3SCAN_FUNCTION(s3scan_on_refresh_command_end) {
+    pg_call([&] {
+        RefreshMatViewStmt *stmt;
+        if (!command_refreshes_job_progress(fcinfo, &stmt))
+            return;
+        Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+        RefreshReport report;
+        memset(&report, 0, sizeof report);
+        TimestampTz now = GetCurrentTimestamp();
+        report.started_at = refresh_command_started_at != 0 ? refresh_command_started_at : now;
+        report.data_time = GetCurrentTransactionStartTimestamp();
+        report.duration_ms = elapsed_ms(report.started_at, now);
+        report.concurrent = stmt->concurrent;
+        report.outcome = RefreshOutcome::Refreshed;
+        refresh_command_started_at = 0;
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "SPI_connect failed");
+        bool has_data = !stmt->skipData;
+        if (has_data)
+            count_cached_totals(nsp, &report);
+        write_refresh_log(nsp, &report, has_data);
+        write_refresh_history(nsp, RefreshOrigin::RefreshCommand, &report, has_data);
+        SPI_finish();
+    });
+    PG_RETURN_VOID();
+}

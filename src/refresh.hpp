@@ -1,0 +1,38 @@
+// The refresh of job_progress: one code path for refresh_job_progress(), the worker and pg_cron.
+#pragma once
+
+#include "pg.hpp"
+
+namespace s3scan {
+
+enum class RefreshOrigin { Worker, Sql, PgCron, RefreshCommand };
+enum class RefreshOutcome { Refreshed, Skipped, Failed };
+
+// What one refresh attempt did; plain data, so it can cross PG_TRY.
+struct RefreshReport {
+    RefreshOutcome outcome;
+    bool concurrent;          // REFRESH ... CONCURRENTLY (job_progress was populated)
+    TimestampTz started_at;   // wall clock when the attempt started
+    TimestampTz data_time;    // time of the data: the refresh transaction's start
+    double duration_ms;
+    int64 total_jobs;
+    int64 total_objects;
+    char error[512];          // the error message when outcome is Failed
+};
+
+// Refreshes nsp.job_progress: tries the lock and skips at once if another refresh holds it;
+// CONCURRENTLY when populated, plainly when not. The refresh runs in a subtransaction: an error
+// in it is caught, rolled back, reported (WARNING) and recorded. Log and history are written in
+// the caller's transaction. Needs a transaction and an active snapshot; errors outside the
+// refresh itself (writing the log) are raised as PostgreSQL errors.
+void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *report);
+
+// Who is calling refresh_job_progress() from SQL: pg_cron, or a session.
+RefreshOrigin origin_of_current_session();
+
+const char *outcome_name(RefreshOutcome outcome);
+
+// The schema s3scan_jobs is installed in, or InvalidOid when it is not installed.
+Oid installed_extension_namespace();
+
+}  // namespace s3scan
