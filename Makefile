@@ -10,7 +10,7 @@ OBJS = $(S3SCAN_SOURCES:.cpp=.o)
 
 # Tests: one topic per file; the lists follow the files on disk.
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
-REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf --load-extension=plpgsql
+REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=tmp_check_iso --temp-config=test/regress.conf
 TAP_TESTS = 1

@@ -88,10 +88,10 @@ ORDER BY j.job_id;
 
 -- The overall status: 'completed' with no objects or all finished,
 -- 'processing' otherwise; the same on both paths.
-SELECT job_id, total_objects, progress_percent, status, data_source
-FROM jobs j CROSS JOIN LATERAL job_status(j.job_id) ORDER BY job_id;
-SELECT job_id, total_objects, progress_percent, status, data_source
-FROM jobs j CROSS JOIN LATERAL job_status(j.job_id, true) ORDER BY job_id;
+SELECT s.job_id, s.total_objects, s.progress_percent, s.status, s.data_source
+FROM jobs j CROSS JOIN LATERAL job_status(j.job_id) s ORDER BY s.job_id;
+SELECT s.job_id, s.total_objects, s.progress_percent, s.status, s.data_source
+FROM jobs j CROSS JOIN LATERAL job_status(j.job_id, true) s ORDER BY s.job_id;
 
 -- Zero rows: a job that does not exist, a NULL id.
 SELECT count(*) FROM job_status('e0000000-0000-4000-8000-0000000000ff');
@@ -138,8 +138,17 @@ SELECT count(*) FROM job_progress WHERE job_id = 'e0000000-0000-4000-8000-000000
 SELECT count(*) FROM job_status('e0000000-0000-4000-8000-000000000003');
 SELECT count(*) FROM job_status('e0000000-0000-4000-8000-000000000003', true);
 
--- cache_timestamp follows the log after a manual REFRESH.
+-- cache_timestamp follows the log after a manual REFRESH: it moves forward,
+-- and a job created since the previous refresh is now answered from the
+-- cache with the new time.
+SELECT last_refreshed_at AS before_manual FROM materialized_view_refresh_log WHERE view_name = 'job_progress' \gset
+INSERT INTO jobs (job_id, bucket, prefix, created_at)
+VALUES ('e0000000-0000-4000-8000-000000000007', 'my-bucket', 'manual/', now());
 REFRESH MATERIALIZED VIEW CONCURRENTLY job_progress;
+SELECT data_source,
+       cache_timestamp > :'before_manual'::timestamptz AS moved_forward,
+       cache_timestamp >= (SELECT created_at FROM jobs WHERE job_id = 'e0000000-0000-4000-8000-000000000007') AS not_older_than_job
+FROM job_status('e0000000-0000-4000-8000-000000000007');
 SELECT data_source,
        cache_timestamp = (SELECT last_refreshed_at FROM materialized_view_refresh_log
                           WHERE view_name = 'job_progress') AS cache_timestamp_is_refresh_time,

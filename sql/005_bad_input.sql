@@ -38,7 +38,6 @@ UPDATE job_objects SET status = 'done', last_error = NULL, updated_at = now()
 WHERE job_id = 'f0000000-0000-4000-8000-000000000001' AND bucket = 'my-bucket' AND key = 'a' AND etag = 'ea';
 UPDATE job_objects SET status = 'SUCCEEDED', last_error = NULL, updated_at = now()
 WHERE job_id = 'f0000000-0000-4000-8000-000000000001' AND bucket = 'my-bucket' AND key = 'a' AND etag = 'ea';
-UPDATE job_objects SET status = NULL WHERE job_id = 'f0000000-0000-4000-8000-000000000001';
 INSERT INTO job_objects (job_id, bucket, key, etag, status, updated_at)
 VALUES ('f0000000-0000-4000-8000-000000000001', 'my-bucket', 'b', 'eb', 'pending', now()) ON CONFLICT DO NOTHING;
 SELECT * FROM pg_temp.state();
@@ -70,6 +69,7 @@ SELECT * FROM pg_temp.state();
 -- Required columns: 23502 (not_null_violation).
 INSERT INTO jobs (job_id, bucket, prefix, created_at) VALUES ('f0000000-0000-4000-8000-000000000002', NULL, '', now());
 INSERT INTO job_objects (job_id, bucket, key, etag) VALUES ('f0000000-0000-4000-8000-000000000001', 'my-bucket', NULL, 'x');
+UPDATE job_objects SET status = NULL WHERE job_id = 'f0000000-0000-4000-8000-000000000001';
 INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
 VALUES ('f0000000-0000-4000-8000-000000000001', 'my-bucket', 'a', 'ea', NULL, 'm', 5);
 INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)

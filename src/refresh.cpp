@@ -264,8 +264,12 @@ static Datum refresh_result_datum(FunctionCallInfo fcinfo, const RefreshReport *
     return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }
 
-// The job_progress of the schema the called function lives in, if this REFRESH is of it.
-static bool command_refreshes_job_progress(FunctionCallInfo fcinfo, RefreshMatViewStmt **stmt_out) {
+// Whether this REFRESH command is of the job_progress of the schema the called function lives
+// in. The function runs with a pinned search_path, so an unqualified name cannot be looked up
+// as the person's session would: the name must match, and at the command's end the view must
+// be locked by this transaction as a REFRESH locks it.
+static bool command_refreshes_job_progress(FunctionCallInfo fcinfo, bool at_end,
+                                           RefreshMatViewStmt **stmt_out) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("function can only be called as an event trigger")));
@@ -273,10 +277,20 @@ static bool command_refreshes_job_progress(FunctionCallInfo fcinfo, RefreshMatVi
     if (refresh_by_extension || trigdata->parsetree == NULL || !IsA(trigdata->parsetree, RefreshMatViewStmt))
         return false;
     RefreshMatViewStmt *stmt = (RefreshMatViewStmt *) trigdata->parsetree;
-    Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
-    Oid target = RangeVarGetRelid(stmt->relation, NoLock, true);
-    if (!OidIsValid(target) || target != get_relname_relid("job_progress", nsp))
+    if (strcmp(stmt->relation->relname, "job_progress") != 0)
         return false;
+    Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+    if (stmt->relation->schemaname != NULL && get_namespace_oid(stmt->relation->schemaname, true) != nsp)
+        return false;
+    Oid matview = get_relname_relid("job_progress", nsp);
+    if (!OidIsValid(matview))
+        return false;
+    if (at_end) {
+        LOCKTAG tag;
+        SET_LOCKTAG_RELATION(tag, MyDatabaseId, matview);
+        if (!LockHeldByMe(&tag, stmt->concurrent ? ExclusiveLock : AccessExclusiveLock))
+            return false;
+    }
     *stmt_out = stmt;
     return true;
 }
@@ -297,7 +311,7 @@ S3SCAN_FUNCTION(s3scan_refresh_job_progress) {
 S3SCAN_FUNCTION(s3scan_on_refresh_command_start) {
     pg_call([&] {
         RefreshMatViewStmt *stmt;
-        if (command_refreshes_job_progress(fcinfo, &stmt))
+        if (command_refreshes_job_progress(fcinfo, false, &stmt))
             refresh_command_started_at = GetCurrentTimestamp();
     });
     PG_RETURN_VOID();
@@ -308,7 +322,7 @@ S3SCAN_FUNCTION(s3scan_on_refresh_command_start) {
 S3SCAN_FUNCTION(s3scan_on_refresh_command_end) {
     pg_call([&] {
         RefreshMatViewStmt *stmt;
-        if (!command_refreshes_job_progress(fcinfo, &stmt))
+        if (!command_refreshes_job_progress(fcinfo, true, &stmt))
             return;
         Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
         RefreshReport report;

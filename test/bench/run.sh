@@ -1,0 +1,450 @@
+#!/usr/bin/env bash
+# s3scan_jobs benchmark: the design note's performance table, reproduced against the extension,
+# side by side, in one server and one run. Not part of the test suite.
+#
+#   test/bench/run.sh [quick|full]
+#
+#   quick  measured jobs of 1K / 10K / 100K objects, refresh at 1K / 10K jobs (~0.3M objects),
+#          short write runs; a few minutes at most.
+#   full   measured jobs of 1K / 100K / 1M objects, refresh at 10K / 100K jobs (10M objects),
+#          longer write runs; about half an hour on 2 cores.
+#
+# Builds and installs the extension (make install, as root), starts a throwaway server as the
+# user postgres in a temporary directory (stopped and removed on exit, BENCH_KEEP=1 keeps the
+# directory), loads the data, measures, and writes test/bench/results/<date>-<scale>.md and .png.
+# Environment: BENCH_PORT (default 55499), BENCH_SKIP_BUILD=1 (use the installed extension),
+# BENCH_KEEP=1. See test/bench/README.md for what is measured and how.
+
+set -euo pipefail
+
+SCALE=${1:-quick}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+SQL=$HERE/sql
+PGBIN=/usr/lib/postgresql/15/bin
+PORT=${BENCH_PORT:-55499}
+DATE=$(date +%Y-%m-%d)
+RESULTS=$HERE/results
+OUT_MD=$RESULTS/$DATE-$SCALE.md
+OUT_PNG=$RESULTS/$DATE-$SCALE.png
+
+case $SCALE in
+quick)
+    SIZES="1000 10000 100000"     # objects in the measured jobs
+    JOBS_A=1000                   # jobs at the first refresh measurement
+    JOBS_B=10000                  # jobs at the second one (and for the reads)
+    SMALL_AVG=20                  # objects per small job, on average (1..39)
+    FIND_EVERY=50                 # small jobs: one finding on every 50th object
+    MEASURED_FINDINGS=5           # findings in each measured job
+    REFRESH_PAIRS=8 CHURN=200
+    READ_MIN=10 READ_MAX=300 READ_BUDGET_MS=2000
+    WORKER_REFRESHES=3 WORKER_TIMEOUT=30
+    W_BIG=100000 W_JOBS=1000 W_PER=50 W_CLIENTS=8 W_THREADS=2 W_DURATION=3 W_ROUNDS=1
+    W_OBJ_BATCH=1000 W_FIND_BATCH=100
+    SHARED_BUFFERS=1GB
+    ;;
+full)
+    SIZES="1000 100000 1000000"
+    JOBS_A=10000
+    JOBS_B=100000
+    SMALL_AVG=89                  # 99,997 small jobs x 89 + 1,101,000 = 10.0M objects
+    FIND_EVERY=50
+    MEASURED_FINDINGS=5
+    REFRESH_PAIRS=5 CHURN=1000
+    READ_MIN=20 READ_MAX=2000 READ_BUDGET_MS=15000
+    WORKER_REFRESHES=3 WORKER_TIMEOUT=240
+    W_BIG=500000 W_JOBS=2000 W_PER=100 W_CLIENTS=8 W_THREADS=2 W_DURATION=15 W_ROUNDS=2
+    W_OBJ_BATCH=1000 W_FIND_BATCH=100
+    SHARED_BUFFERS=2GB
+    ;;
+*)
+    echo "usage: $0 [quick|full]" >&2
+    exit 2
+    ;;
+esac
+
+START_TIME=$SECONDS
+say() { printf '[bench %4ds] %s\n' $((SECONDS - START_TIME)) "$*"; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# --- 0. packages, build, install ---------------------------------------------------------------
+
+need=()
+[ -x $PGBIN/postgres ] || need+=(postgresql-15)
+[ -x $PGBIN/pg_config ] || [ -x /usr/bin/pg_config ] || need+=(postgresql-server-dev-15)
+[ -x /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ] || [ -f /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ] || need+=(postgresql-server-dev-15)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+if [ ${#need[@]} -gt 0 ]; then
+    [ $EUID -eq 0 ] || die "missing packages (${need[*]}); install them or run as root"
+    say "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    say "building and installing the extension"
+    make -C "$REPO" -j"$(nproc)" >/dev/null || die "make failed"
+    if [ $EUID -eq 0 ]; then
+        make -C "$REPO" install >/dev/null || die "make install failed"
+    else
+        sudo -n make -C "$REPO" install >/dev/null || die "make install needs root"
+    fi
+fi
+
+# --- 1. throwaway server -----------------------------------------------------------------------
+
+if [ $EUID -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || die "user postgres missing (the Debian package creates it)"
+    as_pg() { runuser -u postgres -- "$@"; }
+else
+    as_pg() { "$@"; }
+fi
+
+TMP=$(mktemp -d /tmp/s3scan-bench.XXXXXX)
+chmod 755 "$TMP"
+[ $EUID -eq 0 ] && chown postgres: "$TMP"
+DATA=$TMP/data
+SOCK=$TMP
+SERVER_STARTED=0
+cd "$TMP"
+
+cleanup() {
+    local rc=$?
+    if [ $SERVER_STARTED = 1 ]; then
+        as_pg $PGBIN/pg_ctl -D "$DATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+            as_pg $PGBIN/pg_ctl -D "$DATA" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    if [ $rc -ne 0 ] && [ -f "$TMP/server.log" ]; then
+        echo "---- last lines of the server log ($TMP/server.log) ----" >&2
+        tail -n 30 "$TMP/server.log" >&2 || true
+    fi
+    cd /
+    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then
+        echo "[bench] kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+LOCALE=C
+locale -a 2>/dev/null | grep -qix 'c.utf-\?8' && LOCALE=C.UTF-8
+say "initdb in $DATA (port $PORT, socket in $SOCK)"
+as_pg $PGBIN/initdb -D "$DATA" -U postgres -E UTF8 --locale=$LOCALE -A trust --no-sync >/dev/null
+cat >>"$DATA/postgresql.conf" <<EOF
+
+# ---- s3scan_jobs benchmark ----
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$SOCK'
+max_connections = 40
+shared_preload_libraries = 's3scan_jobs'
+s3scan_jobs.database = 'bench'
+s3scan_jobs.refresh_interval = 0        # the worker stays out of the measurements
+shared_buffers = $SHARED_BUFFERS
+work_mem = 64MB
+maintenance_work_mem = 512MB
+max_wal_size = 20GB
+checkpoint_timeout = 1h
+autovacuum = off                        # never runs during one measurement and not the other
+log_min_messages = warning
+log_checkpoints = off
+EOF
+as_pg $PGBIN/pg_ctl -D "$DATA" -l "$TMP/server.log" -w -t 120 start >/dev/null
+SERVER_STARTED=1
+
+psql_db() {
+    local db=$1; shift
+    as_pg $PGBIN/psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d "$db" "$@"
+}
+q() { local db=$1; shift; psql_db "$db" -At -c "$*"; }
+meta() { q bench "INSERT INTO bench.meta VALUES ('$1', \$m\$$2\$m\$) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value" >/dev/null; }
+note() { NOTE_N=$((NOTE_N + 1)); meta "note:$(printf '%03d' $NOTE_N)" "$1"; say "NOTE: $1"; }
+NOTE_N=0
+
+for db in bench w_ext w_plain; do
+    as_pg $PGBIN/createdb -h "$SOCK" -p "$PORT" -U postgres "$db"
+done
+
+# --- 2. read database: extension, data, baseline -----------------------------------------------
+
+q bench "CREATE EXTENSION s3scan_jobs" >/dev/null
+psql_db bench -f - <"$SQL/generate.sql" >/dev/null
+
+say "loading the measured jobs ($SIZES objects, $MEASURED_FINDINGS findings each)"
+for n in $SIZES; do
+    q bench "CALL bench.load_measured_job($n, $MEASURED_FINDINGS)"
+done
+say "loading small jobs up to $JOBS_A jobs"
+n_measured=$(wc -w <<<"$SIZES")
+q bench "CALL bench.load_small_jobs(1, $((JOBS_A - n_measured)), $SMALL_AVG, true, $FIND_EVERY)"
+q bench "VACUUM ANALYZE" >/dev/null
+
+say "creating the note's views in schema baseline, and the instruments"
+psql_db bench -f - <"$SQL/baseline_views.sql" >/dev/null
+psql_db bench -f - <"$SQL/measure.sql" >/dev/null
+psql_db bench -f - <"$SQL/report.sql" >/dev/null
+
+objects_now() { q bench "SELECT count(*) FROM public.job_objects"; }
+meta scale "$SCALE"
+meta churn "$CHURN"
+meta "objects_at_jobs:$JOBS_A" "$(objects_now)"
+
+q bench "SELECT outcome FROM public.refresh_job_progress()" >/dev/null
+before_cmd=$(q bench "SELECT count(*) FROM public.refresh_history WHERE origin = 'refresh_command'")
+
+say "refresh at $JOBS_A jobs ($(objects_now) objects): $REFRESH_PAIRS pairs"
+q bench "CALL bench.measure_refresh('jobs:$JOBS_A', $REFRESH_PAIRS, $CHURN)"
+
+say "loading small jobs up to $JOBS_B jobs"
+q bench "CALL bench.load_small_jobs($((JOBS_A - n_measured + 1)), $((JOBS_B - n_measured)), $SMALL_AVG, true, $FIND_EVERY)"
+q bench "VACUUM ANALYZE" >/dev/null
+meta "objects_at_jobs:$JOBS_B" "$(objects_now)"
+q bench "SELECT outcome FROM public.refresh_job_progress()" >/dev/null
+q bench "REFRESH MATERIALIZED VIEW CONCURRENTLY baseline.job_progress" >/dev/null
+
+say "refresh at $JOBS_B jobs ($(objects_now) objects): $REFRESH_PAIRS pairs"
+q bench "CALL bench.measure_refresh('jobs:$JOBS_B', $REFRESH_PAIRS, $CHURN)"
+
+after_cmd=$(q bench "SELECT count(*) FROM public.refresh_history WHERE origin = 'refresh_command'")
+if [ "$after_cmd" != "$before_cmd" ]; then
+    note "the extension's event trigger recorded $((after_cmd - before_cmd)) refreshes of baseline.job_progress (another schema's matview) in refresh_history as origin 'refresh_command'"
+fi
+bad=$(q bench "SELECT count(*) || ' of ' || (SELECT count(*) FROM bench.samples WHERE kind = 'refresh_ext') FROM bench.samples WHERE kind = 'refresh_ext' AND note NOT LIKE 'refreshed/concurrent%'")
+case $bad in 0\ of*) ;; *) note "refresh_job_progress() did not report 'refreshed/concurrent' for $bad samples: $(q bench "SELECT string_agg(DISTINCT note, '; ') FROM bench.samples WHERE kind = 'refresh_ext' AND note NOT LIKE 'refreshed/concurrent%'")" ;; esac
+
+# The background worker's own refreshes, as it records them.
+say "worker refreshes at $JOBS_B jobs (refresh_interval = 1s, up to ${WORKER_TIMEOUT}s)"
+t0=$(q bench "SELECT now()")
+q bench "ALTER SYSTEM SET s3scan_jobs.refresh_interval = '1s'" >/dev/null
+q bench "SELECT pg_reload_conf()" >/dev/null
+got=0
+for ((i = 0; i < WORKER_TIMEOUT; i++)); do
+    got=$(q bench "SELECT count(*) FROM public.refresh_history WHERE origin = 'worker' AND outcome = 'refreshed' AND started_at >= '$t0'")
+    [ "$got" -ge "$WORKER_REFRESHES" ] && break
+    sleep 1
+done
+q bench "ALTER SYSTEM RESET s3scan_jobs.refresh_interval" >/dev/null
+q bench "SELECT pg_reload_conf()" >/dev/null
+q bench "INSERT INTO bench.samples (label, kind, ms, note)
+         SELECT 'jobs:$JOBS_B', 'refresh_worker', duration_ms, mode FROM public.refresh_history
+         WHERE origin = 'worker' AND outcome = 'refreshed' AND started_at >= '$t0'" >/dev/null
+[ "$got" -ge 1 ] || note "the worker made no refresh within ${WORKER_TIMEOUT}s of refresh_interval = 1s: $(q bench "SELECT string_agg(state || coalesce(' / ' || last_error, ''), '; ') FROM public.refresh_worker_status")"
+failed=$(q bench "SELECT count(*) FROM public.refresh_history WHERE origin = 'worker' AND outcome <> 'refreshed' AND started_at >= '$t0'")
+[ "$failed" = 0 ] || note "the worker recorded $failed refreshes that were not 'refreshed': $(q bench "SELECT string_agg(DISTINCT outcome || coalesce(': ' || error, ''), '; ') FROM public.refresh_history WHERE origin = 'worker' AND outcome <> 'refreshed' AND started_at >= '$t0'")"
+for ((i = 0; i < 600; i++)); do   # wait until the worker is idle again
+    busy=$(q bench "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 's3scan_jobs refresh worker' AND query ILIKE '%refresh%' AND state = 'active'")
+    [ "$busy" = 0 ] && break
+    sleep 0.5
+done
+
+say "final refresh of both, VACUUM ANALYZE, value checks"
+q bench "SELECT outcome FROM public.refresh_job_progress()" >/dev/null
+q bench "REFRESH MATERIALIZED VIEW CONCURRENTLY baseline.job_progress" >/dev/null
+q bench "VACUUM ANALYZE" >/dev/null
+measured_ids="ARRAY[$(for n in $SIZES; do printf 'bench.jid(-%s),' "$n"; done | sed 's/,$//')]"
+step=$(( (JOBS_B - n_measured) / 200 )); [ $step -ge 1 ] || step=1
+q bench "INSERT INTO bench.checks SELECT * FROM bench.check_values($measured_ids,
+         ARRAY(SELECT bench.jid(i) FROM generate_series(1, $((JOBS_B - n_measured)), $step) i))" >/dev/null
+values_equal=$(q bench "SELECT bool_and(ok) FROM bench.checks WHERE check_name LIKE 'job_summary%'")
+meta values_equal "${values_equal:-false}"
+mismatches=$(q bench "SELECT count(*) FROM bench.checks WHERE NOT ok")
+if [ "$mismatches" != 0 ]; then
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+    echo "!!! VALUE MISMATCH between the note's definitions and the extension ($mismatches checks):" >&2
+    q bench "SELECT check_name || coalesce(': ' || detail, '') FROM bench.checks WHERE NOT ok" >&2
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+fi
+
+# --- 3. reads ----------------------------------------------------------------------------------
+
+for n in $SIZES; do
+    say "reads on the job of $n objects"
+    q bench "CALL bench.measure_reads('objects:$n', bench.jid(-$n), $READ_MIN, $READ_MAX, $READ_BUDGET_MS)"
+done
+
+# --- 4. writes ---------------------------------------------------------------------------------
+
+say "write databases: w_ext (CREATE EXTENSION) and w_plain (plain SQL), same data"
+q w_ext "CREATE EXTENSION s3scan_jobs" >/dev/null
+psql_db w_plain -f - <"$SQL/plain_schema.sql" >/dev/null
+for db in w_ext w_plain; do
+    psql_db "$db" -f - <"$SQL/generate.sql" >/dev/null
+    q "$db" "CALL bench.load_measured_job($W_BIG, 0)"
+    q "$db" "CALL bench.load_small_jobs(1, $W_JOBS, $W_PER, false, 50)"
+    q "$db" "VACUUM ANALYZE" >/dev/null
+done
+
+# The plain database must have the extension's tables exactly (but for the trigger functions).
+ddl_query="
+WITH t AS (SELECT c.oid, c.relname FROM pg_class c
+           WHERE c.relnamespace = 'public'::regnamespace AND c.relname IN ('jobs', 'job_objects', 'findings'))
+SELECT t.relname || ' column ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ||
+       CASE WHEN a.attnotnull THEN ' not null' ELSE '' END ||
+       coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_attrdef d ON d.adrelid = t.oid AND d.adnum = a.attnum
+UNION ALL
+SELECT t.relname || ' constraint ' || conname || ' ' || pg_get_constraintdef(c.oid)
+FROM t JOIN pg_constraint c ON c.conrelid = t.oid
+UNION ALL
+SELECT t.relname || ' index ' || pg_get_indexdef(i.indexrelid)
+FROM t JOIN pg_index i ON i.indrelid = t.oid
+UNION ALL
+SELECT t.relname || ' trigger ' || regexp_replace(pg_get_triggerdef(g.oid), ' EXECUTE FUNCTION .*', '')
+FROM t JOIN pg_trigger g ON g.tgrelid = t.oid AND NOT g.tgisinternal
+ORDER BY 1"
+q w_ext "$ddl_query" >"$TMP/ddl_ext.txt"
+q w_plain "$ddl_query" >"$TMP/ddl_plain.txt"
+if ! diff -u "$TMP/ddl_plain.txt" "$TMP/ddl_ext.txt" >"$TMP/ddl.diff"; then
+    echo "!!! DDL DRIFT: test/bench/sql/plain_schema.sql no longer matches the extension's tables:" >&2
+    cat "$TMP/ddl.diff" >&2
+    note "DDL drift between plain_schema.sql and the extension's tables: $(grep '^[-+][a-z]' "$TMP/ddl.diff" | tr '\n' ';')"
+fi
+
+# pgbench scripts, modelled on the clients (shared/reference/s3-scanner-interface.md).
+# Identifiers are computed from job/object numbers as in sql/generate.sql.
+JOB_ID="md5('s3scan-bench-job-' || :i)::uuid"
+BUCKET="'bucket-' || :b"
+OKEY="'scan-' || :i || '/part-' || :p || '/object-' || :k || '.dat'"
+OETAG="md5('etag-' || :i || '-' || :k)"
+
+pick_one() { printf '\\set i -%s\n\\set k random(1, %s)\n' "$W_BIG" "$W_BIG"; }
+pick_spread() { printf '\\set i random(1, %s)\n\\set k random(1, %s)\n' "$W_JOBS" "$W_PER"; }
+common() { printf '\\set b abs(:i) %% 50\n\\set p :k / 1000\n'; }
+
+write_update() {   # 3. per-object status update, own transaction
+    {
+        "$1"; common
+        printf '\\set s random(1, 20)\n'
+        printf '\\if :s <= 9\n'
+        printf "UPDATE job_objects SET status = 'processing', last_error = NULL, updated_at = now() WHERE job_id = %s AND bucket = %s AND key = %s AND etag = %s;\n" "$JOB_ID" "$BUCKET" "$OKEY" "$OETAG"
+        printf '\\elif :s <= 18\n'
+        printf "UPDATE job_objects SET status = 'succeeded', last_error = NULL, updated_at = now() WHERE job_id = %s AND bucket = %s AND key = %s AND etag = %s;\n" "$JOB_ID" "$BUCKET" "$OKEY" "$OETAG"
+        printf '\\else\n'
+        printf "UPDATE job_objects SET status = 'failed', last_error = 'AccessDenied: GetObject', updated_at = now() WHERE job_id = %s AND bucket = %s AND key = %s AND etag = %s;\n" "$JOB_ID" "$BUCKET" "$OKEY" "$OETAG"
+        printf '\\endif\n'
+    } >"$2"
+}
+write_objects() {  # 2. listing batch: N single-row inserts, ON CONFLICT DO NOTHING, one transaction
+    {
+        "$1"; common
+        printf '\\set n random(1, 1000000000000)\n'
+        echo "BEGIN;"
+        for ((r = 1; r <= W_OBJ_BATCH; r++)); do
+            printf "INSERT INTO job_objects (job_id, bucket, key, etag, status, updated_at) VALUES (%s, %s, 'scan-' || :i || '/new-' || :n || '/object-%d.dat', md5('new-' || :n || '-%d'), 'queued', now()) ON CONFLICT DO NOTHING;\n" "$JOB_ID" "$BUCKET" "$r" "$r"
+        done
+        echo "COMMIT;"
+    } >"$2"
+}
+write_findings() { # 4. findings of one object: batch of N inserts, ON CONFLICT (...) DO NOTHING
+    {
+        "$1"; common
+        printf '\\set o random(0, 1000000000)\n'
+        echo "BEGIN;"
+        for ((r = 1; r <= W_FIND_BATCH; r++)); do
+            printf "INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, context, byte_offset, created_at) VALUES (%s, %s, %s, %s, 'credit_card', '****-****-****-%04d', 'card: ****-****-****-%04d exp 01/29', :o + %d, now()) ON CONFLICT (bucket, key, etag, detector, byte_offset) DO NOTHING;\n" "$JOB_ID" "$BUCKET" "$OKEY" "$OETAG" "$r" "$r" "$((r * 17))"
+        done
+        echo "COMMIT;"
+    } >"$2"
+}
+
+SCENARIOS="update_one update_spread objects_one objects_spread findings_one findings_spread"
+write_update pick_one "$TMP/update_one.sql"
+write_update pick_spread "$TMP/update_spread.sql"
+write_objects pick_one "$TMP/objects_one.sql"
+write_objects pick_spread "$TMP/objects_spread.sql"
+write_findings pick_one "$TMP/findings_one.sql"
+write_findings pick_spread "$TMP/findings_spread.sql"
+chmod 644 "$TMP"/*.sql
+meta "scenario:update_one" "status UPDATE of one object (own transaction), all clients on one job of $W_BIG objects"
+meta "scenario:update_spread" "status UPDATE of one object (own transaction), random job of $W_JOBS"
+meta "scenario:objects_one" "$W_OBJ_BATCH object INSERTs ON CONFLICT DO NOTHING in one transaction, all clients on one job"
+meta "scenario:objects_spread" "$W_OBJ_BATCH object INSERTs ON CONFLICT DO NOTHING in one transaction, random job"
+meta "scenario:findings_one" "$W_FIND_BATCH findings INSERTs ON CONFLICT (...) DO NOTHING in one transaction, one job"
+meta "scenario:findings_spread" "$W_FIND_BATCH findings INSERTs ON CONFLICT (...) DO NOTHING in one transaction, random job"
+meta w_clients "$W_CLIENTS"; meta w_threads "$W_THREADS"; meta w_duration "$W_DURATION"
+meta w_big "$W_BIG"; meta w_jobs "$W_JOBS"; meta w_per "$W_PER"
+
+q bench "CHECKPOINT" >/dev/null
+run_pgbench() {  # scenario target rep
+    local db=w_plain; [ "$2" = extension ] && db=w_ext
+    local out
+    out=$(as_pg env PGOPTIONS='-c synchronous_commit=off' $PGBIN/pgbench -n -M prepared \
+        -c "$W_CLIENTS" -j "$W_THREADS" -T "$W_DURATION" -f "$TMP/$1.sql" \
+        -h "$SOCK" -p "$PORT" -U postgres "$db" 2>&1) || { echo "$out" >&2; die "pgbench $1 on $db failed"; }
+    local tps xacts
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
+    xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+    [ -n "$tps" ] || { echo "$out" >&2; die "no tps in pgbench output"; }
+    grep -q '^number of failed transactions: 0 ' <<<"$out" || note "pgbench $1 on $db: $(grep '^number of failed' <<<"$out")"
+    q bench "INSERT INTO bench.write_runs VALUES ('$1', '$2', $3, $tps, $xacts)" >/dev/null
+    printf '           %-16s %-9s rep %d: %8.1f tps\n' "$1" "$2" "$3" "$tps"
+}
+say "writes: $SCENARIOS; $W_CLIENTS clients, ${W_DURATION}s runs, ABBA x $W_ROUNDS"
+rep=0
+for ((round = 1; round <= W_ROUNDS; round++)); do
+    for s in $SCENARIOS; do
+        run_pgbench "$s" extension $((2 * round - 1))
+        run_pgbench "$s" plain $((2 * round - 1))
+        run_pgbench "$s" plain $((2 * round))
+        run_pgbench "$s" extension $((2 * round))
+    done
+done
+
+# --- 5. report ---------------------------------------------------------------------------------
+
+say "report"
+mkdir -p "$RESULTS"
+pg_version=$(q bench "SELECT version()")
+cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+mem=$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GB"}')
+rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "no commit")
+dirty=$(git -C "$REPO" status --porcelain 2>/dev/null | grep -qv '^??' && echo " (with uncommitted changes)" || true)
+settings=$(q bench "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings
+                    WHERE name IN ('shared_buffers', 'work_mem', 'jit', 'max_parallel_workers_per_gather', 'autovacuum', 'fsync', 'synchronous_commit')")
+{
+    echo "# s3scan_jobs benchmark: $SCALE scale, $DATE"
+    echo
+    echo "- command: \`test/bench/run.sh $SCALE\` (repository revision $rev$dirty)"
+    echo "- machine: $(nproc) cores${cpu:+ ($cpu)}, $mem memory; shared with other work while it ran"
+    echo "- server: $pg_version"
+    echo "- settings: $settings; s3scan_jobs.refresh_interval=0 except while measuring the worker"
+    echo "- data: measured jobs of $(sed 's/ /, /g' <<<"$SIZES") objects ($MEASURED_FINDINGS findings each) among small jobs of $SMALL_AVG objects on average (1 to $((2 * SMALL_AVG - 1))), one finding per $FIND_EVERY objects; $(q bench "SELECT to_char(count(*), 'FM999,999,999') FROM public.jobs") jobs, $(q bench "SELECT to_char(count(*), 'FM999,999,999') FROM public.job_objects") objects, $(q bench "SELECT to_char(count(*), 'FM999,999,999') FROM public.findings") findings at the end"
+    echo "- baseline: the design note's job_summary and job_progress, verbatim (test/bench/sql/baseline_views.sql), in schema baseline over the same tables"
+    echo "- run time: $((SECONDS - START_TIME)) s"
+    echo
+    psql_db bench -At -f - <"$SQL/render.sql"
+    echo
+    echo "![read latency vs job size]($(basename "$OUT_PNG"))"
+} >"$OUT_MD"
+
+q bench "SELECT * FROM bench.chart_data()" | tr '|' '\t' >"$TMP/chart.tsv"
+gnuplot <<EOF || note "gnuplot failed"
+set terminal pngcairo size 900,600 noenhanced font ",10"
+set output '$OUT_PNG'
+set title "s3scan_jobs: one job's summary, median latency ($SCALE, $DATE)"
+set logscale xy
+set xlabel 'objects in the job'
+set ylabel 'median latency (ms)'
+set format x '%.0s%c'
+set grid
+set key top left
+set datafile separator '\t'
+set xrange [*:*]
+plot '$TMP/chart.tsv' using 1:2 with linespoints lw 2 pt 7 title "note's job_summary", \
+     '' using 1:3 with linespoints lw 2 pt 5 title 'extension job_summary', \
+     '' using 1:6 with linespoints lw 2 pt 9 title 'job_status(id, true)', \
+     '' using 1:4 with linespoints lw 2 pt 11 title 'job_progress lookup', \
+     '' using 1:5 with linespoints lw 2 pt 13 title 'job_status(id) cached'
+EOF
+
+cat "$OUT_MD"
+echo
+say "wrote $OUT_MD and $OUT_PNG"
+echo
+echo "Targets:"
+q bench "SELECT rpad(verdict, 28) || target || ' @ ' || point || ': ' || measured FROM bench.target_results()"
+[ "$mismatches" = 0 ] || echo "!!! $mismatches VALUE MISMATCHES (see the Checks section)"

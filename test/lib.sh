@@ -1,0 +1,57 @@
+# Shared by the scripts behind the README's commands: installs what the build and the tests
+# need (Debian packages), builds and installs the extension, and runs commands as the
+# unprivileged user PostgreSQL requires (it refuses to run as root).
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BIN/pg_config
+PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron libipc-run-perl make g++ gnuplot-nox"
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# Installs the Debian packages that are missing (as root; otherwise checks they are there).
+ensure_packages() {
+    local missing=()
+    for p in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing packages: ${missing[*]} (run as root to install them)" >&2
+        exit 1
+    fi
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Builds and installs the extension into the PostgreSQL 15 installation.
+build_and_install() {
+    log "building and installing s3scan_jobs"
+    make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" -j"$(nproc)"
+    make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" install
+}
+
+# The unprivileged user that runs servers: postgres (created by the Debian package), or the
+# current user when not root.
+RUN_USER=postgres
+[ "$(id -u)" -ne 0 ] && RUN_USER=$(id -un)
+
+as_server_user() {
+    if [ "$(id -u)" -eq 0 ]; then
+        su "$RUN_USER" -s /bin/bash -c "$*"
+    else
+        bash -c "$*"
+    fi
+}
+
+# A copy of the tree that the server user owns, for suites that write into their directory.
+copy_tree_for_server_user() {
+    local dir
+    dir=$(mktemp -d /tmp/s3scan_jobs.XXXXXX)
+    tar -C "$REPO" --exclude=.git --exclude='tmp_check*' --exclude=results -cf - . | tar -C "$dir" -xf -
+    [ "$(id -u)" -eq 0 ] && chown -R "$RUN_USER" "$dir"
+    chmod 755 "$dir"
+    echo "$dir"
+}
