@@ -1,10 +1,14 @@
 --
--- 007_settings: the settings (defaults, units, validation) and the
--- refresh_worker_status view.
+-- 007_settings: the settings (defaults, units, validation, who may change
+-- them) and the refresh_worker_status view.
 --
 CREATE EXTENSION s3scan_jobs;
 
--- The settings exist with their documented defaults and units.
+-- The settings exist with their documented defaults and units:
+-- refresh_interval in seconds (default 1min), history_limit in rows
+-- (default 10000), database a list of names (default 'postgres').
+-- refresh_interval and database are server-wide (reload);
+-- history_limit a superuser may also set in a session.
 SELECT name, boot_val, unit, vartype, min_val, context
 FROM pg_settings WHERE name LIKE 's3scan\_jobs.%' ORDER BY name;
 
@@ -13,33 +17,58 @@ SHOW s3scan_jobs.refresh_interval;
 SHOW s3scan_jobs.history_limit;
 SELECT current_setting('s3scan_jobs.database') <> '' AS database_set;
 
--- Units: seconds, written as '5s' or '1min'.
+-- refresh_interval is read from the configuration: not settable in a
+-- session (55P02 cant_change_runtime_param) ...
+\set VERBOSITY sqlstate
 SET s3scan_jobs.refresh_interval = '5s';
+\set VERBOSITY default
 SHOW s3scan_jobs.refresh_interval;
-SET s3scan_jobs.refresh_interval = '1min';
-SHOW s3scan_jobs.refresh_interval;
-SET s3scan_jobs.refresh_interval = 90;
-SHOW s3scan_jobs.refresh_interval;
-SELECT setting, unit FROM pg_settings WHERE name = 's3scan_jobs.refresh_interval';
-SET s3scan_jobs.refresh_interval = 0;
-SHOW s3scan_jobs.refresh_interval;
-RESET s3scan_jobs.refresh_interval;
 
+-- ... and a value written to the configuration is checked as it is written:
+-- units '5s', '1min' or a bare number of seconds are accepted, the rest is
+-- refused (22023 invalid_parameter_value). No reload happens here: the
+-- worker stays off.
+ALTER SYSTEM SET s3scan_jobs.refresh_interval = '5s';
+ALTER SYSTEM SET s3scan_jobs.refresh_interval = '1min';
+ALTER SYSTEM SET s3scan_jobs.refresh_interval = 90;
+ALTER SYSTEM SET s3scan_jobs.refresh_interval = 0;
+\set VERBOSITY sqlstate
+ALTER SYSTEM SET s3scan_jobs.refresh_interval = '-1';
+ALTER SYSTEM SET s3scan_jobs.refresh_interval = 'often';
+ALTER SYSTEM SET s3scan_jobs.refresh_interval = '5 parsecs';
+ALTER SYSTEM SET s3scan_jobs.history_limit = -1;
+\set VERBOSITY default
+SELECT name, setting FROM pg_file_settings
+WHERE name LIKE 's3scan\_jobs.%' AND sourcefile LIKE '%postgresql.auto.conf';
+ALTER SYSTEM RESET s3scan_jobs.refresh_interval;
+SELECT count(*) AS left_in_auto_conf FROM pg_file_settings
+WHERE name LIKE 's3scan\_jobs.%' AND sourcefile LIKE '%postgresql.auto.conf';
+SHOW s3scan_jobs.refresh_interval;
+
+-- history_limit: a superuser may set it in a session; bad values refused.
 SET s3scan_jobs.history_limit = 50;
 SHOW s3scan_jobs.history_limit;
-RESET s3scan_jobs.history_limit;
-
--- Invalid values are rejected (22023 invalid_parameter_value) and leave the
--- setting as it was.
+SET s3scan_jobs.history_limit = '1000';
+SHOW s3scan_jobs.history_limit;
 \set VERBOSITY sqlstate
-SET s3scan_jobs.refresh_interval = '-1';
-SET s3scan_jobs.refresh_interval = 'often';
-SET s3scan_jobs.refresh_interval = '5 parsecs';
 SET s3scan_jobs.history_limit = -1;
 SET s3scan_jobs.history_limit = 'many';
 \set VERBOSITY default
-SHOW s3scan_jobs.refresh_interval;
 SHOW s3scan_jobs.history_limit;
+RESET s3scan_jobs.history_limit;
+SHOW s3scan_jobs.history_limit;
+
+-- an ordinary role may not change history_limit (42501), nor, like anyone,
+-- the server-wide settings in a session (55P02)
+CREATE ROLE regress_s3scan_settings;
+SET ROLE regress_s3scan_settings;
+\set VERBOSITY sqlstate
+SET s3scan_jobs.history_limit = 1;
+SET s3scan_jobs.database = 'other';
+\set VERBOSITY default
+SHOW s3scan_jobs.history_limit;
+RESET ROLE;
+DROP ROLE regress_s3scan_settings;
 
 -- refresh_worker_status: its columns, and it can be queried.
 SELECT attname, format_type(atttypid, atttypmod)
@@ -50,5 +79,7 @@ SELECT count(*) >= 0 AS queryable,
                                    'disabled', 'database missing', 'stopped')), true) AS known_states,
        coalesce(bool_and(started_by IN ('preload', 'sql')), true) AS known_started_by
 FROM refresh_worker_status;
+-- with refreshing off, nothing is refreshing
+SELECT count(*) AS refreshing FROM refresh_worker_status WHERE state = 'refreshing';
 
 DROP EXTENSION s3scan_jobs CASCADE;

@@ -38,9 +38,9 @@ INSERT INTO jobs (job_id, bucket, prefix, created_at)
   VALUES ('aaaaaaaa-0000-0000-0000-000000000005', 'other', '', now());
 -- status changes (the updated_at trigger fires)
 UPDATE job_objects SET status = 'succeeded', last_error = NULL, updated_at = now()
- WHERE job_id = '$jobs[0]' AND key IN ('scan/obj-1', 'scan/obj-2');
+ WHERE job_id = '$jobs[0]' AND key IN ('scan/$jobs[0]/obj-1', 'scan/$jobs[0]/obj-2');
 UPDATE job_objects SET status = 'failed', last_error = 'AccessDenied', updated_at = now()
- WHERE job_id = '$jobs[1]' AND key = 'scan/obj-4';
+ WHERE job_id = '$jobs[1]' AND key = 'scan/$jobs[1]/obj-4';
 -- gaps at the end of the sequences: restored ids must not be reused
 DELETE FROM job_objects WHERE id IN (SELECT id FROM job_objects ORDER BY id DESC LIMIT 3);
 DELETE FROM findings WHERE id IN (SELECT id FROM findings ORDER BY id DESC LIMIT 2);

@@ -194,11 +194,11 @@ sub add_job
 INSERT INTO jobs (job_id, bucket, prefix, execution_arn, created_at)
   VALUES ('$job_id', 'bucket-tap', 'scan/', 'arn:aws:states:tap', now());
 INSERT INTO job_objects (job_id, bucket, key, etag, status, updated_at)
-  SELECT '$job_id', 'bucket-tap', 'scan/obj-' || g, 'etag-' || g,
+  SELECT '$job_id', 'bucket-tap', 'scan/$job_id/obj-' || g, 'etag-' || g,
          (ARRAY['queued','processing','succeeded','failed'])[1 + g % 4], now()
   FROM generate_series(1, $n) AS g;
 INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, context, byte_offset, created_at)
-  SELECT '$job_id', 'bucket-tap', 'scan/obj-' || g, 'etag-' || g, 'email',
+  SELECT '$job_id', 'bucket-tap', 'scan/$job_id/obj-' || g, 'etag-' || g, 'email',
          'a***\@example.com', 'ctx ' || g, g * 10, now()
   FROM generate_series(1, $nf) AS g;
 });

@@ -49,8 +49,9 @@ CREATE FUNCTION bench.nobj(i bigint, avg integer, vary boolean) RETURNS integer
                 ELSE 1 + ((i * 7919) % (2 * avg - 1))::integer END;
 
 -- Jobs first .. last (positive numbers), avg objects each; every 5th job in progress, the rest
--- finished; one finding on every findings_every-th object (0: none). One statement per table,
--- committed per chunk of jobs so that progress shows and no transaction grows huge.
+-- finished; a finding on object k of job i when (k + i) % findings_every = 0 (0: no findings),
+-- so that small jobs get findings too. One statement per table, committed per chunk of jobs so
+-- that no transaction grows huge.
 CREATE PROCEDURE bench.load_small_jobs(first bigint, last bigint, avg integer, vary boolean,
                                        findings_every integer, chunk integer DEFAULT 5000)
     LANGUAGE plpgsql AS $$
@@ -83,12 +84,13 @@ BEGIN
             SELECT bench.jid(i), 'bucket-' || abs(i) % 50,
                    'scan-' || i || '/part-' || k / 1000 || '/object-' || k || '.dat',
                    md5('etag-' || i || '-' || k),
-                   (ARRAY['aws_access_key', 'credit_card', 'email', 'us_ssn'])[1 + (k / findings_every) % 4],
+                   (ARRAY['aws_access_key', 'credit_card', 'email', 'us_ssn'])[1 + (k + i / findings_every) % 4],
                    '****' || right(md5(i || ':' || k), 4),
                    'line ' || k % 500 || ': ... ****' || right(md5(k::text), 4) || ' ...',
                    ((k * 37) % 100000)::integer, now()
             FROM generate_series(a, b) AS i,
-                 LATERAL generate_series(findings_every, bench.nobj(i, avg, vary), findings_every) AS k
+                 LATERAL generate_series(1, bench.nobj(i, avg, vary)) AS k
+            WHERE (k + i) % findings_every = 0
             ON CONFLICT (bucket, key, etag, detector, byte_offset) DO NOTHING;
         END IF;
 
