@@ -181,3 +181,18 @@ SELECT data_source FROM job_status('e0000000-0000-4000-8000-000000000001', true)
 SELECT count(*) FROM job_status('e0000000-0000-4000-8000-0000000000ff');
 
 DROP EXTENSION s3scan_jobs CASCADE;
+
+-- The same session after the extension is dropped and created again: no
+-- plan or cached state of the old objects is used.
+CREATE EXTENSION s3scan_jobs;
+INSERT INTO jobs (job_id, bucket, prefix, created_at, updated_at)
+VALUES ('e0000000-0000-4000-8000-000000000001', 'again-bucket', '', '2024-03-09 10:00:00+00', '2024-03-09 10:00:00+00');
+INSERT INTO job_objects (job_id, bucket, key, etag, status)
+VALUES ('e0000000-0000-4000-8000-000000000001', 'again-bucket', 'k', 'e', 'succeeded');
+SELECT bucket, total_objects, status, data_source FROM job_status('e0000000-0000-4000-8000-000000000001');
+SELECT outcome, mode FROM refresh_job_progress();
+SELECT bucket, total_objects, status, data_source FROM job_status('e0000000-0000-4000-8000-000000000001');
+SELECT bucket, total_objects, status, data_source FROM job_status('e0000000-0000-4000-8000-000000000001', true);
+SELECT count(*) FROM job_status('e0000000-0000-4000-8000-000000000004');
+
+DROP EXTENSION s3scan_jobs CASCADE;

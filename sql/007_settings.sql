@@ -28,16 +28,17 @@ SHOW s3scan_jobs.refresh_interval;
 -- units '5s', '1min' or a bare number of seconds are accepted, the rest is
 -- refused (22023 invalid_parameter_value). No reload happens here: the
 -- worker stays off.
+ALTER SYSTEM SET s3scan_jobs.refresh_interval = 0;
+ALTER SYSTEM SET s3scan_jobs.refresh_interval = 90;
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '5s';
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '1min';
-ALTER SYSTEM SET s3scan_jobs.refresh_interval = 90;
-ALTER SYSTEM SET s3scan_jobs.refresh_interval = 0;
 \set VERBOSITY sqlstate
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '-1';
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = 'often';
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '5 parsecs';
 ALTER SYSTEM SET s3scan_jobs.history_limit = -1;
 \set VERBOSITY default
+-- the last accepted value is what the file holds
 SELECT name, setting FROM pg_file_settings
 WHERE name LIKE 's3scan\_jobs.%' AND sourcefile LIKE '%postgresql.auto.conf';
 ALTER SYSTEM RESET s3scan_jobs.refresh_interval;

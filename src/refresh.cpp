@@ -29,6 +29,25 @@ static bool refresh_by_extension = false;
 // Start of the REFRESH command the event trigger saw begin (for its duration).
 static TimestampTz refresh_command_started_at = 0;
 
+// The lock that makes refreshes of one job_progress take turns: a transaction-level advisory
+// lock keyed by the view, taken by every refresh the extension runs and by a person's REFRESH
+// (at the command's start). Tried, never waited for, by the extension's refreshes.
+static void set_refresh_locktag(LOCKTAG *tag, Oid matview) {
+    SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0x53335343 /* "S3SC" */, matview, 2);
+}
+
+static bool try_refresh_lock(Oid matview) {
+    LOCKTAG tag;
+    set_refresh_locktag(&tag, matview);
+    return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+static void wait_for_refresh_lock(Oid matview) {
+    LOCKTAG tag;
+    set_refresh_locktag(&tag, matview);
+    (void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
 const char *outcome_name(RefreshOutcome outcome) {
     switch (outcome) {
     case RefreshOutcome::Refreshed:
@@ -176,9 +195,9 @@ void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *repo
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
 
-    // Another refresh (ours, pg_cron's, a person's REFRESH) holds at least this lock: skip
-    // rather than queue behind it. Readers (ACCESS SHARE) never conflict with it.
-    if (!ConditionalLockRelationOid(matview, ExclusiveLock)) {
+    // Another refresh (the worker's, pg_cron's, a session's, a person's REFRESH) is running:
+    // skip rather than queue behind it.
+    if (!try_refresh_lock(matview)) {
         report->outcome = RefreshOutcome::Skipped;
         report->duration_ms = elapsed_ms(report->started_at, GetCurrentTimestamp());
         write_refresh_history(nsp, origin, report, false);
@@ -186,16 +205,17 @@ void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *repo
         return;
     }
 
-    Relation rel = table_open(matview, NoLock);
-    report->concurrent = RelationIsPopulated(rel);
-    table_close(rel, NoLock);
-
     MemoryContext caller_context = CurrentMemoryContext;
     ResourceOwner caller_owner = CurrentResourceOwner;
     BeginInternalSubTransaction(NULL);
     MemoryContextSwitchTo(caller_context);
     PG_TRY();
     {
+        // The lock REFRESH ... CONCURRENTLY takes; readers (ACCESS SHARE) never conflict with it.
+        // Waiting here is for autovacuum (cancelled for us) or DDL, not for another refresh.
+        Relation rel = table_open(matview, ExclusiveLock);
+        report->concurrent = RelationIsPopulated(rel);
+        table_close(rel, NoLock);
         run_refresh(nsp, report);
         ReleaseCurrentSubTransaction();
         MemoryContextSwitchTo(caller_context);
@@ -311,8 +331,11 @@ S3SCAN_FUNCTION(s3scan_refresh_job_progress) {
 S3SCAN_FUNCTION(s3scan_on_refresh_command_start) {
     pg_call([&] {
         RefreshMatViewStmt *stmt;
-        if (command_refreshes_job_progress(fcinfo, false, &stmt))
+        if (command_refreshes_job_progress(fcinfo, false, &stmt)) {
+            // Take turns with the extension's refreshes: they skip while this one runs.
+            wait_for_refresh_lock(get_relname_relid("job_progress", get_func_namespace(fcinfo->flinfo->fn_oid)));
             refresh_command_started_at = GetCurrentTimestamp();
+        }
     });
     PG_RETURN_VOID();
 }

@@ -113,12 +113,29 @@ ok( $node->safe_psql(
 		  WHERE origin = 'worker' AND outcome = 'failed' AND error ~* 'lock timeout'") eq 't',
 	'failed refreshes are recorded in refresh_history with the error text');
 is(worker_pid($node, 'app'), $pid, 'the worker survives refresh errors (same pid)');
+
+# Backoff: retries come later than the interval, but never more than a few
+# intervals later.  Six failures in a row: an uncapped doubling would wait
+# 16-32 intervals by then.
+ok( defined wait_for(
+		$node, 'mon',
+		"SELECT consecutive_failures >= 6 FROM refresh_worker_status WHERE database = 'app'"),
+	'the worker keeps retrying while the lock is held');
+my $gaps = $node->safe_psql(
+	'app', q{
+SELECT round(max(g)::numeric, 1), round((array_agg(g ORDER BY id DESC))[1]::numeric, 1) FROM (
+  SELECT id, extract(epoch FROM started_at - lag(started_at) OVER (ORDER BY id)) AS g
+  FROM refresh_history WHERE origin = 'worker' AND outcome = 'failed') s});
+my ($max_gap, $last_gap) = split /\|/, $gaps;
+cmp_ok($last_gap, '>=', 1.5, "retries back off beyond the 1s interval (last gap ${last_gap}s)");
+cmp_ok($max_gap, '<=', 10.5, "the backoff is capped at a few intervals (largest gap ${max_gap}s)");
 is( $node->safe_psql(
 		'mon',
-		"SELECT next_refresh_due <= last_refresh_start + interval '30 seconds'
+		"SELECT next_refresh_due <= last_refresh_start + interval '10.5 seconds'
 		   FROM refresh_worker_status WHERE database = 'app'"),
 	't',
-	'retry backoff is capped (next retry within a few intervals)');
+	'the next retry is due within a few intervals');
+is(worker_pid($node, 'app'), $pid, 'still the same worker after repeated failures');
 
 $locker->query_safe('COMMIT');
 ok( defined wait_for(

@@ -173,13 +173,22 @@ sub status_row
 }
 
 # Run $sql with verbose errors (so stderr carries the SQLSTATE); returns
-# (exit code, stdout, stderr).  Never dies on an SQL error.
+# (exit code, stdout, stderr).  Never dies on an SQL error; a statement
+# that hangs past the timeout (default $WAIT_TIMEOUT) gives exit code -1
+# and stderr 'timed out'.
 sub psql_result
 {
 	my ($node, $db, $sql, %params) = @_;
-	my ($ret, $out, $err) = $node->psql($db, "\\set VERBOSITY verbose\n$sql",
-		timeout => $params{timeout} // $WAIT_TIMEOUT,
-		%params);
+	my $timed_out = 0;
+	my ($ret, $out, $err) = $node->psql(
+		$db, "\\set VERBOSITY verbose\n$sql",
+		%params,
+		timeout   => $params{timeout} // $WAIT_TIMEOUT,
+		timed_out => \$timed_out);
+	return (-1, $out // '', "timed out after "
+		  . ($params{timeout} // $WAIT_TIMEOUT) . "s: "
+		  . ($err // ''))
+	  if $timed_out;
 	return ($ret, $out // '', $err // '');
 }
 
