@@ -40,13 +40,11 @@ static void define_settings() {
                             INT_MAX / 1000, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomStringVariable("s3scan_jobs.database",
                                "Databases whose job_progress the refresh workers keep fresh.",
-                               "A comma-separated list; one worker serves each database.",
-                               &s3scan_databases, "postgres", PGC_SIGHUP, GUC_LIST_INPUT, nullptr,
-                               nullptr, nullptr);
-    DefineCustomIntVariable("s3scan_jobs.history_limit",
-                            "Number of rows refresh_history keeps; older rows are pruned.", nullptr,
-                            &s3scan_history_limit, 10000, 0, INT_MAX, PGC_SUSET, 0, nullptr, nullptr,
-                            nullptr);
+                               "A comma-separated list; one worker serves each database.", &s3scan_databases,
+                               "postgres", PGC_SIGHUP, GUC_LIST_INPUT, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "s3scan_jobs.history_limit", "Number of rows refresh_history keeps; older rows are pruned.", nullptr,
+        &s3scan_history_limit, 10000, 0, INT_MAX, PGC_SUSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("s3scan_jobs");
 }
 

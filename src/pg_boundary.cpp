@@ -26,8 +26,7 @@ static void copy_text(char *to, size_t size, const char *from) {
     std::snprintf(to, size, "%s", from);
 }
 
-Datum run_guarded(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinfo,
-                  PendingError *pending) noexcept {
+Datum run_guarded(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinfo, PendingError *pending) noexcept {
     try {
         return body(fcinfo);
     } catch (const PgError &e) {

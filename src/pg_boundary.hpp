@@ -22,7 +22,9 @@ namespace s3scan {
 class PgError : public std::exception {
 public:
     PgError(int sqlerrcode, std::string message, std::string detail = {}, std::string hint = {})
-        : sqlerrcode_(sqlerrcode), message_(std::move(message)), detail_(std::move(detail)),
+        : sqlerrcode_(sqlerrcode),
+          message_(std::move(message)),
+          detail_(std::move(detail)),
           hint_(std::move(hint)) {}
     const char *what() const noexcept override { return message_.c_str(); }
     int sqlerrcode() const noexcept { return sqlerrcode_; }
@@ -85,8 +87,7 @@ struct PendingError {
 };
 
 // Runs body(fcinfo) and converts any C++ exception into *pending. No exception leaves it.
-Datum run_guarded(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinfo,
-                  PendingError *pending) noexcept;
+Datum run_guarded(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinfo, PendingError *pending) noexcept;
 
 // Raises the pending error as a PostgreSQL ERROR. Called from a frame with no C++ objects.
 [[noreturn]] void raise_pending_error(const PendingError *pending);
@@ -94,17 +95,17 @@ Datum run_guarded(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinfo,
 }  // namespace s3scan
 
 // Defines SQL-callable function `name`: a C-linkage shim around the C++ body that follows.
-#define S3SCAN_FUNCTION(name)                                                        \
-    static Datum name##_body(FunctionCallInfo fcinfo);                               \
-    extern "C" {                                                                     \
-    PG_FUNCTION_INFO_V1(name);                                                       \
-    Datum name(PG_FUNCTION_ARGS) {                                                   \
-        s3scan::PendingError pending;                                                \
-        pending.set = false;                                                         \
-        Datum result = s3scan::run_guarded(name##_body, fcinfo, &pending);           \
-        if (pending.set)                                                             \
-            s3scan::raise_pending_error(&pending);                                   \
-        return result;                                                               \
-    }                                                                                \
-    }                                                                                \
+#define S3SCAN_FUNCTION(name)                                              \
+    static Datum name##_body(FunctionCallInfo fcinfo);                     \
+    extern "C" {                                                           \
+    PG_FUNCTION_INFO_V1(name);                                             \
+    Datum name(PG_FUNCTION_ARGS) {                                         \
+        s3scan::PendingError pending;                                      \
+        pending.set = false;                                               \
+        Datum result = s3scan::run_guarded(name##_body, fcinfo, &pending); \
+        if (pending.set)                                                   \
+            s3scan::raise_pending_error(&pending);                         \
+        return result;                                                     \
+    }                                                                      \
+    }                                                                      \
     static Datum name##_body(FunctionCallInfo fcinfo)

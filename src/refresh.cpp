@@ -50,26 +50,26 @@ static void wait_for_refresh_lock(Oid matview) {
 
 const char *outcome_name(RefreshOutcome outcome) {
     switch (outcome) {
-    case RefreshOutcome::Refreshed:
-        return "refreshed";
-    case RefreshOutcome::Skipped:
-        return "skipped";
-    case RefreshOutcome::Failed:
-        return "failed";
+        case RefreshOutcome::Refreshed:
+            return "refreshed";
+        case RefreshOutcome::Skipped:
+            return "skipped";
+        case RefreshOutcome::Failed:
+            return "failed";
     }
     return "failed";
 }
 
 static const char *origin_name(RefreshOrigin origin) {
     switch (origin) {
-    case RefreshOrigin::Worker:
-        return "worker";
-    case RefreshOrigin::Sql:
-        return "sql";
-    case RefreshOrigin::PgCron:
-        return "pg_cron";
-    case RefreshOrigin::RefreshCommand:
-        return "refresh_command";
+        case RefreshOrigin::Worker:
+            return "worker";
+        case RefreshOrigin::Sql:
+            return "sql";
+        case RefreshOrigin::PgCron:
+            return "pg_cron";
+        case RefreshOrigin::RefreshCommand:
+            return "refresh_command";
     }
     return "sql";
 }
@@ -108,14 +108,17 @@ static char *qualified(Oid nsp, const char *relname) {
 
 // Counts the rows of job_progress (jobs, objects) as of now. Inside SPI.
 static void count_cached_totals(Oid nsp, RefreshReport *report) {
-    char *sql = psprintf("SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(total_objects), 0)::bigint "
-                         "FROM %s",
-                         qualified(nsp, "job_progress"));
+    char *sql = psprintf(
+        "SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(total_objects), 0)::bigint "
+        "FROM %s",
+        qualified(nsp, "job_progress"));
     if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not count the rows of job_progress");
     bool isnull;
-    report->total_jobs = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    report->total_objects = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+    report->total_jobs =
+        DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    report->total_objects =
+        DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 }
 
 // Upserts the job_progress row of the refresh log. Inside SPI. A NULL time says the view holds
@@ -131,8 +134,8 @@ static void write_refresh_log(Oid nsp, const RefreshReport *report, bool has_dat
     Oid types[4] = {TIMESTAMPTZOID, INT4OID, INT4OID, INT8OID};
     int32 duration = (int32) Min(report->duration_ms + 0.5, (double) PG_INT32_MAX);
     int32 jobs = (int32) Min(report->total_jobs, (int64) PG_INT32_MAX);
-    Datum values[4] = {TimestampTzGetDatum(report->data_time), Int32GetDatum(duration),
-                       Int32GetDatum(jobs), Int64GetDatum(report->total_objects)};
+    Datum values[4] = {TimestampTzGetDatum(report->data_time), Int32GetDatum(duration), Int32GetDatum(jobs),
+                       Int64GetDatum(report->total_objects)};
     char nulls[4] = {has_data ? ' ' : 'n', ' ', has_data ? ' ' : 'n', has_data ? ' ' : 'n'};
     if (SPI_execute_with_args(sql, 4, types, values, nulls, false, 0) != SPI_OK_INSERT)
         elog(ERROR, "could not write the refresh log");
@@ -142,9 +145,10 @@ static void write_refresh_log(Oid nsp, const RefreshReport *report, bool has_dat
 static void write_refresh_history(Oid nsp, RefreshOrigin origin, const RefreshReport *report,
                                   bool has_totals) {
     char *history = qualified(nsp, "refresh_history");
-    char *insert = psprintf("INSERT INTO %s (started_at, duration_ms, outcome, mode, total_jobs, "
-                            "total_objects, error, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                            history);
+    char *insert = psprintf(
+        "INSERT INTO %s (started_at, duration_ms, outcome, mode, total_jobs, "
+        "total_objects, error, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        history);
     Oid types[8] = {TIMESTAMPTZOID, FLOAT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID};
     bool skipped = report->outcome == RefreshOutcome::Skipped;
     bool failed = report->outcome == RefreshOutcome::Failed;
@@ -156,8 +160,14 @@ static void write_refresh_history(Oid nsp, RefreshOrigin origin, const RefreshRe
                        Int64GetDatum(report->total_objects),
                        CStringGetTextDatum(report->error),
                        CStringGetTextDatum(origin_name(origin))};
-    char nulls[8] = {' ', ' ', ' ', skipped ? 'n' : ' ', has_totals ? ' ' : 'n',
-                     has_totals ? ' ' : 'n', failed ? ' ' : 'n', ' '};
+    char nulls[8] = {' ',
+                     ' ',
+                     ' ',
+                     skipped ? 'n' : ' ',
+                     has_totals ? ' ' : 'n',
+                     has_totals ? ' ' : 'n',
+                     failed ? ' ' : 'n',
+                     ' '};
     if (SPI_execute_with_args(insert, 8, types, values, nulls, false, 0) != SPI_OK_INSERT)
         elog(ERROR, "could not write the refresh history");
 
@@ -233,10 +243,11 @@ void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *repo
         CurrentResourceOwner = caller_owner;
         // The subtransaction's SPI connection went with it; this one is still ours.
         report->outcome = RefreshOutcome::Failed;
-        snprintf(report->error, sizeof report->error, "%s", edata->message ? edata->message : "unknown error");
-        ereport(WARNING, (errcode(edata->sqlerrcode),
-                          errmsg("refresh of job_progress failed: %s", report->error),
-                          edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+        snprintf(report->error, sizeof report->error, "%s",
+                 edata->message ? edata->message : "unknown error");
+        ereport(WARNING,
+                (errcode(edata->sqlerrcode), errmsg("refresh of job_progress failed: %s", report->error),
+                 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
         FreeErrorData(edata);
     }
     PG_END_TRY();
@@ -258,18 +269,18 @@ static Datum refresh_result_datum(FunctionCallInfo fcinfo, const RefreshReport *
 
     char message[700];
     switch (report->outcome) {
-    case RefreshOutcome::Refreshed:
-        snprintf(message, sizeof message,
-                 "refreshed job_progress %sin %.1f ms: " INT64_FORMAT " jobs, " INT64_FORMAT " objects",
-                 report->concurrent ? "concurrently " : "", report->duration_ms, report->total_jobs,
-                 report->total_objects);
-        break;
-    case RefreshOutcome::Skipped:
-        snprintf(message, sizeof message, "skipped: another refresh of job_progress is running");
-        break;
-    case RefreshOutcome::Failed:
-        snprintf(message, sizeof message, "failed: %s", report->error);
-        break;
+        case RefreshOutcome::Refreshed:
+            snprintf(message, sizeof message,
+                     "refreshed job_progress %sin %.1f ms: " INT64_FORMAT " jobs, " INT64_FORMAT " objects",
+                     report->concurrent ? "concurrently " : "", report->duration_ms, report->total_jobs,
+                     report->total_objects);
+            break;
+        case RefreshOutcome::Skipped:
+            snprintf(message, sizeof message, "skipped: another refresh of job_progress is running");
+            break;
+        case RefreshOutcome::Failed:
+            snprintf(message, sizeof message, "failed: %s", report->error);
+            break;
     }
     bool refreshed = report->outcome == RefreshOutcome::Refreshed;
     Datum values[7] = {CStringGetTextDatum(outcome_name(report->outcome)),
@@ -279,8 +290,8 @@ static Datum refresh_result_datum(FunctionCallInfo fcinfo, const RefreshReport *
                        Int64GetDatum(report->total_jobs),
                        Int64GetDatum(report->total_objects),
                        CStringGetTextDatum(message)};
-    bool nulls[7] = {false, report->outcome == RefreshOutcome::Skipped, false, false,
-                     !refreshed, !refreshed, false};
+    bool nulls[7] = {false, report->outcome == RefreshOutcome::Skipped, false, false, !refreshed, !refreshed,
+                     false};
     return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }
 
@@ -333,7 +344,8 @@ S3SCAN_FUNCTION(s3scan_on_refresh_command_start) {
         RefreshMatViewStmt *stmt;
         if (command_refreshes_job_progress(fcinfo, false, &stmt)) {
             // Take turns with the extension's refreshes: they skip while this one runs.
-            wait_for_refresh_lock(get_relname_relid("job_progress", get_func_namespace(fcinfo->flinfo->fn_oid)));
+            wait_for_refresh_lock(
+                get_relname_relid("job_progress", get_func_namespace(fcinfo->flinfo->fn_oid)));
             refresh_command_started_at = GetCurrentTimestamp();
         }
     });

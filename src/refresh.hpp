@@ -11,13 +11,13 @@ enum class RefreshOutcome { Refreshed, Skipped, Failed };
 // What one refresh attempt did; plain data, so it can cross PG_TRY.
 struct RefreshReport {
     RefreshOutcome outcome;
-    bool concurrent;          // REFRESH ... CONCURRENTLY (job_progress was populated)
-    TimestampTz started_at;   // wall clock when the attempt started
-    TimestampTz data_time;    // time of the data: the refresh transaction's start
+    bool concurrent;         // REFRESH ... CONCURRENTLY (job_progress was populated)
+    TimestampTz started_at;  // wall clock when the attempt started
+    TimestampTz data_time;   // time of the data: the refresh transaction's start
     double duration_ms;
     int64 total_jobs;
     int64 total_objects;
-    char error[512];          // the error message when outcome is Failed
+    char error[512];  // the error message when outcome is Failed
 };
 
 // Refreshes nsp.job_progress: tries the lock and skips at once if another refresh holds it;

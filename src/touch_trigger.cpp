@@ -23,13 +23,15 @@ static Datum touch_updated_at(FunctionCallInfo fcinfo) {
 
     Datum value = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
     bool isnull = false;
-    HeapTuple updated = heap_modify_tuple_by_cols(trigdata->tg_newtuple, tupdesc, 1, &attnum,
-                                                  &value, &isnull);
+    HeapTuple updated =
+        heap_modify_tuple_by_cols(trigdata->tg_newtuple, tupdesc, 1, &attnum, &value, &isnull);
     return PointerGetDatum(updated);
 }
 
 // No C++ object lives here: the body only calls PostgreSQL, whose errors pass straight through.
 extern "C" {
 PG_FUNCTION_INFO_V1(s3scan_touch_updated_at);
-Datum s3scan_touch_updated_at(PG_FUNCTION_ARGS) { return touch_updated_at(fcinfo); }
+Datum s3scan_touch_updated_at(PG_FUNCTION_ARGS) {
+    return touch_updated_at(fcinfo);
+}
 }

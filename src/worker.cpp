@@ -35,11 +35,11 @@ namespace s3scan {
 
 namespace {
 
-constexpr long kLauncherNapMs = 1000;          // the launcher looks at its databases this often
-constexpr long kExtensionPollMs = 5000;        // a worker without the extension looks this often
-constexpr int kMaxBackoffIntervals = 4;        // failed refreshes are retried at most this late
-constexpr long kQuickExitSeconds = 10;         // a worker that lived less than this exited quickly
-constexpr long kMaxRestartDelayMs = 60 * 1000; // quick exits back off up to this
+constexpr long kLauncherNapMs = 1000;           // the launcher looks at its databases this often
+constexpr long kExtensionPollMs = 5000;         // a worker without the extension looks this often
+constexpr int kMaxBackoffIntervals = 4;         // failed refreshes are retried at most this late
+constexpr long kQuickExitSeconds = 10;          // a worker that lived less than this exited quickly
+constexpr long kMaxRestartDelayMs = 60 * 1000;  // quick exits back off up to this
 
 void fill_worker(BackgroundWorker *worker, const char *function, const char *name, const char *type) {
     memset(worker, 0, sizeof *worker);
@@ -118,7 +118,8 @@ void publish_report(const RefreshReport *report, int failures) {
     WorkerSlot *slot = &mem->slots[my_slot];
     slot->last_refresh_start = report->started_at;
     slot->last_refresh_duration_ms = report->duration_ms;
-    snprintf(slot->last_refresh_outcome, sizeof slot->last_refresh_outcome, "%s", outcome_name(report->outcome));
+    snprintf(slot->last_refresh_outcome, sizeof slot->last_refresh_outcome, "%s",
+             outcome_name(report->outcome));
     if (report->outcome == RefreshOutcome::Failed)
         snprintf(slot->last_error, sizeof slot->last_error, "%s", report->error);
     slot->consecutive_failures = failures;
@@ -219,8 +220,8 @@ void s3scan_refresh_worker_main(Datum arg) {
 
     BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 
-    MemoryContext pass_context = AllocSetContextCreate(TopMemoryContext, "s3scan_jobs refresh pass",
-                                                       ALLOCSET_DEFAULT_SIZES);
+    MemoryContext pass_context =
+        AllocSetContextCreate(TopMemoryContext, "s3scan_jobs refresh pass", ALLOCSET_DEFAULT_SIZES);
     int failures = 0;
     TimestampTz last_attempt_end = 0;
     TimestampTz next_due = GetCurrentTimestamp();  // refresh once right after start
@@ -255,11 +256,13 @@ void s3scan_refresh_worker_main(Datum arg) {
                                                    : next_delay_ms(interval_ms, failures);
                 next_due = TimestampTzPlusMilliseconds(last_attempt_end, delay);
             }
-            set_worker_state(my_slot, waiting_for_extension ? WorkerState::WaitingForExtension : WorkerState::Idle);
+            set_worker_state(my_slot,
+                             waiting_for_extension ? WorkerState::WaitingForExtension : WorkerState::Idle);
             publish_next_due(waiting_for_extension ? 0 : next_due);
-            pgstat_report_activity(STATE_IDLE, waiting_for_extension
-                                                   ? "s3scan_jobs: waiting for CREATE EXTENSION s3scan_jobs"
-                                                   : "s3scan_jobs: waiting for the next refresh of job_progress");
+            pgstat_report_activity(STATE_IDLE,
+                                   waiting_for_extension
+                                       ? "s3scan_jobs: waiting for CREATE EXTENSION s3scan_jobs"
+                                       : "s3scan_jobs: waiting for the next refresh of job_progress");
             long remaining = (long) ((next_due - GetCurrentTimestamp()) / 1000);
             timeout_ms = Max(remaining, 1L);
         }
@@ -463,8 +466,8 @@ void s3scan_launcher_main(Datum arg) {
     mem->launcher_pid = MyProcPid;
     LWLockRelease(&mem->lock);
 
-    MemoryContext pass_context = AllocSetContextCreate(TopMemoryContext, "s3scan_jobs launcher pass",
-                                                       ALLOCSET_DEFAULT_SIZES);
+    MemoryContext pass_context =
+        AllocSetContextCreate(TopMemoryContext, "s3scan_jobs launcher pass", ALLOCSET_DEFAULT_SIZES);
     for (;;) {
         CHECK_FOR_INTERRUPTS();
         if (ConfigReloadPending) {

@@ -12,22 +12,22 @@ static WorkerShmem *shared = nullptr;
 
 const char *worker_state_name(WorkerState state) {
     switch (state) {
-    case WorkerState::Starting:
-        return "starting";
-    case WorkerState::Idle:
-        return "idle";
-    case WorkerState::Refreshing:
-        return "refreshing";
-    case WorkerState::WaitingForExtension:
-        return "waiting for extension";
-    case WorkerState::Disabled:
-        return "disabled";
-    case WorkerState::DatabaseMissing:
-        return "database missing";
-    case WorkerState::Stopped:
-        return "stopped";
-    case WorkerState::NoWorkerSlot:
-        return "no free worker slot";
+        case WorkerState::Starting:
+            return "starting";
+        case WorkerState::Idle:
+            return "idle";
+        case WorkerState::Refreshing:
+            return "refreshing";
+        case WorkerState::WaitingForExtension:
+            return "waiting for extension";
+        case WorkerState::Disabled:
+            return "disabled";
+        case WorkerState::DatabaseMissing:
+            return "database missing";
+        case WorkerState::Stopped:
+            return "stopped";
+        case WorkerState::NoWorkerSlot:
+            return "no free worker slot";
     }
     return "unknown";
 }

@@ -27,11 +27,11 @@ const char *worker_state_name(WorkerState state);
 // What one database's refresh worker is and does. Protected by WorkerShmem::lock.
 struct WorkerSlot {
     bool in_use;
-    bool started_by_sql;       // refresh_worker_start(); else by the launcher (preload)
-    bool stop_requested;       // refresh_worker_stop(): do not restart
+    bool started_by_sql;  // refresh_worker_start(); else by the launcher (preload)
+    bool stop_requested;  // refresh_worker_stop(): do not restart
     Oid dboid;
     char dbname[NAMEDATALEN];
-    pid_t pid;                 // 0 while not running
+    pid_t pid;  // 0 while not running
     WorkerState state;
     TimestampTz state_since;
     TimestampTz last_refresh_start;

@@ -37,10 +37,10 @@ pid_t wait_for_worker_pid(WorkerShmem *mem, int i) {
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
     }
-    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                    errmsg("the refresh worker for database \"%s\" did not start",
-                           get_database_name(MyDatabaseId)),
-                    errhint("Look in the server log for why.")));
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("the refresh worker for database \"%s\" did not start", get_database_name(MyDatabaseId)),
+             errhint("Look in the server log for why.")));
     return 0;
 }
 
@@ -83,7 +83,8 @@ int32 start_worker_for_this_database() {
                         errmsg("could not start a refresh worker: all %d s3scan_jobs worker slots are in use",
                                kMaxWorkerSlots)));
     if (pid != 0) {
-        ereport(NOTICE, (errmsg("a refresh worker already serves database \"%s\" (pid %d)", dbname, (int) pid)));
+        ereport(NOTICE,
+                (errmsg("a refresh worker already serves database \"%s\" (pid %d)", dbname, (int) pid)));
         return pid;
     }
     if (need_start) {
@@ -95,7 +96,9 @@ int32 start_worker_for_this_database() {
                 mem->slots[i].in_use = false;
             LWLockRelease(&mem->lock);
             ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-                            errmsg("could not start a refresh worker for database \"%s\": no background worker slot is free", dbname),
+                            errmsg("could not start a refresh worker for database \"%s\": no background "
+                                   "worker slot is free",
+                                   dbname),
                             errhint("Raise max_worker_processes (now %d), or stop another background worker.",
                                     max_worker_processes)));
         }
