@@ -137,6 +137,16 @@ DELETE FROM jobs WHERE job_id = 'e0000000-0000-4000-8000-000000000003';
 SELECT count(*) FROM job_progress WHERE job_id = 'e0000000-0000-4000-8000-000000000003';
 SELECT count(*) FROM job_status('e0000000-0000-4000-8000-000000000003');
 SELECT count(*) FROM job_status('e0000000-0000-4000-8000-000000000003', true);
+-- nor a job deleted and created again under the same id since the refresh:
+-- the new job is answered (in real time), not the old cached row
+SELECT count(*) FROM job_progress WHERE job_id = 'e0000000-0000-4000-8000-000000000004';
+BEGIN;
+DELETE FROM jobs WHERE job_id = 'e0000000-0000-4000-8000-000000000004';
+INSERT INTO jobs (job_id, bucket, prefix, created_at, updated_at)
+VALUES ('e0000000-0000-4000-8000-000000000004', 'recreated-bucket', 'again/', '2024-03-11 10:00:00+00', '2024-03-11 10:00:00+00');
+COMMIT;
+SELECT bucket, prefix, total_objects, status, data_source
+FROM job_status('e0000000-0000-4000-8000-000000000004');
 
 -- cache_timestamp follows the log after a manual REFRESH: it moves forward,
 -- and a job created since the previous refresh is now answered from the

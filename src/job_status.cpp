@@ -39,6 +39,23 @@ SPIPlanPtr prepare_kept(const char *sql) {
     return plan;
 }
 
+// The query of nsp.job_progress_live, the one definition of a job's counts. job_status reads it
+// as a subquery, not through the view, so that the caller's own privileges on jobs, job_objects
+// and findings (and their row-level security) decide, as for the cached read. Names in it are
+// schema-qualified: it is printed under the function's pinned search_path.
+char *live_definition(Oid nsp) {
+    Oid view = get_relname_relid("job_progress_live", nsp);
+    if (!OidIsValid(view))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("view \"job_progress_live\" does not exist in schema \"%s\"",
+                               get_namespace_name(nsp))));
+    char *definition = TextDatumGetCString(DirectFunctionCall1(pg_get_viewdef, ObjectIdGetDatum(view)));
+    size_t len = strlen(definition);
+    while (len > 0 && (definition[len - 1] == ';' || isspace((unsigned char) definition[len - 1])))
+        definition[--len] = '\0';
+    return definition;
+}
+
 // Prepares the two reads for schema nsp, once per session (again if the schema changes).
 void ensure_plans(Oid nsp) {
     if (plans.nsp == nsp && plans.cached != nullptr && plans.live != nullptr)
@@ -63,8 +80,8 @@ void ensure_plans(Oid nsp) {
         "ON l.view_name OPERATOR(pg_catalog.=) 'job_progress' "
         "WHERE p.job_id OPERATOR(pg_catalog.=) $1",
         schema, schema, schema);
-    char *live_sql = psprintf("SELECT %s FROM %s.job_progress_live WHERE job_id OPERATOR(pg_catalog.=) $1",
-                              kColumns, schema);
+    char *live_sql = psprintf("SELECT %s FROM (%s) live WHERE job_id OPERATOR(pg_catalog.=) $1", kColumns,
+                              live_definition(nsp));
     SPIPlanPtr cached = prepare_kept(cached_sql);
     SPIPlanPtr live = prepare_kept(live_sql);
     plans = {nsp, cached, live};

@@ -49,8 +49,9 @@ run_make_suite() {
     local rc=${PIPESTATUS[0]}
     if [ "$name" = tap ]; then
         local ok bad
-        ok=$(grep -E '^t/|^test/t/' "$out" | grep -c ' ok$' || true)
-        bad=$(grep -E '^test/t/.*(Dubious|Failed|not ok)' "$out" | wc -l)
+        # prove --timer prefixes its lines with [hh:mm:ss].
+        ok=$(grep -E '^(\[[0-9:]+\] )?test/t/' "$out" | grep -c ' ok *$' || true)
+        bad=$(grep -E '^(\[[0-9:]+\] )?test/t/.*(Dubious|Failed|not ok)' "$out" | wc -l)
         [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
         passed=$((passed + ok))
         failed=$((failed + bad))
