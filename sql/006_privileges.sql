@@ -64,7 +64,9 @@ GRANT EXECUTE ON FUNCTION refresh_job_progress() TO regress_s3scan_reader;
 SELECT has_function_privilege('regress_s3scan_reader', 'refresh_job_progress()', 'EXECUTE') AS reader_can_refresh;
 REVOKE EXECUTE ON FUNCTION refresh_job_progress() FROM regress_s3scan_reader;
 
--- Every function of the extension pins search_path.
+-- Every function of the extension pins search_path, except the updated_at trigger: a C function
+-- that resolves no name, on the scanner's hottest statement, where the pin would cost ~10% of
+-- UPDATE throughput (see the benchmark). It must stay the only exception, and stay in C.
 CREATE FUNCTION pg_temp.ext_functions(ext name)
 RETURNS TABLE (fn regprocedure, pins_search_path boolean) LANGUAGE sql AS $$
     SELECT p.oid::regprocedure,
@@ -75,10 +77,14 @@ RETURNS TABLE (fn regprocedure, pins_search_path boolean) LANGUAGE sql AS $$
     JOIN pg_extension e ON e.oid = d.refobjid
     WHERE e.extname = ext
 $$;
-SELECT count(*) >= 3 AS has_functions, bool_and(pins_search_path) AS all_pin_search_path
+SELECT count(*) >= 3 AS has_functions,
+       bool_and(pins_search_path) FILTER (WHERE fn <> 'touch_updated_at()'::regprocedure) AS all_others_pin_search_path
 FROM pg_temp.ext_functions('s3scan_jobs');
--- (lists any function that does not)
-SELECT fn FROM pg_temp.ext_functions('s3scan_jobs') WHERE NOT pins_search_path;
+-- (lists every function that does not, with its language)
+SELECT f.fn, l.lanname
+FROM pg_temp.ext_functions('s3scan_jobs') f
+JOIN pg_proc p ON p.oid = f.fn JOIN pg_language l ON l.oid = p.prolang
+WHERE NOT f.pins_search_path;
 
 -- No function of the extension runs with its owner's rights.
 SELECT count(*) AS security_definer_functions

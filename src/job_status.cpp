@@ -105,11 +105,10 @@ bool shortcut_allowed(Oid relid) {
            check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED;
 }
 
-// Looks up the one row of relid whose unique index's single key equals key (with the statement's
-// snapshot); copies its first natts attributes into values/nulls. The relation and the index are
-// locked as a SELECT would lock them.
-bool lookup_unique(Oid relid, Oid indexid, Oid eqproc, Datum key, int natts, Datum *values, bool *nulls) {
-    Relation rel = table_open(relid, AccessShareLock);
+// Looks up the one row of rel whose unique index's single key equals key (with the statement's
+// snapshot); copies its first natts attributes into values/nulls. The index is locked as a
+// SELECT would lock it.
+bool lookup_in(Relation rel, Oid indexid, Oid eqproc, Datum key, int natts, Datum *values, bool *nulls) {
     Relation index = index_open(indexid, AccessShareLock);
     ScanKeyData scankey;
     ScanKeyInit(&scankey, 1, BTEqualStrategyNumber, eqproc, key);
@@ -129,37 +128,58 @@ bool lookup_unique(Oid relid, Oid indexid, Oid eqproc, Datum key, int natts, Dat
     ExecDropSingleTupleTableSlot(slot);
     index_endscan(scan);
     index_close(index, NoLock);
+    return found;
+}
+
+// lookup_in for a relation not yet open, locked as a SELECT would lock it.
+bool lookup_unique(Oid relid, Oid indexid, Oid eqproc, Datum key, int natts, Datum *values, bool *nulls) {
+    Relation rel = table_open(relid, AccessShareLock);
+    bool found = lookup_in(rel, indexid, eqproc, key, natts, values, nulls);
     table_close(rel, NoLock);
     return found;
 }
 
 void put_result(ReturnSetInfo *rsinfo, Datum *values, bool *nulls, bool cached);
 
-// The cached read through the indexes. Returns false when the shortcut does not apply
-// (*applies = false) or the job is not served from the cache.
-bool read_cached_directly(Oid nsp, Datum job_id, ReturnSetInfo *rsinfo, bool *applies) {
+// What the cached read through the indexes found.
+enum class CachedRead {
+    Hit,         // the row is in the tuplestore
+    Miss,        // not served from the cache: answer in real time
+    NoCache,     // job_progress missing or not populated: answer in real time
+    NoShortcut,  // privileges or row-level security need the SQL plan
+};
+
+// The cached read through the indexes.
+CachedRead read_cached_directly(Oid nsp, Datum job_id, ReturnSetInfo *rsinfo) {
     Oid matview = get_relname_relid("job_progress", nsp);
+    if (!OidIsValid(matview) || get_rel_relkind(matview) != RELKIND_MATVIEW)
+        return CachedRead::NoCache;
     Oid matview_index = get_relname_relid("job_progress_job_id_idx", nsp);
     Oid jobs = get_relname_relid("jobs", nsp);
     Oid jobs_index = get_relname_relid("jobs_pkey", nsp);
     Oid log = get_relname_relid("materialized_view_refresh_log", nsp);
     Oid log_index = get_relname_relid("materialized_view_refresh_log_pkey", nsp);
-    *applies = OidIsValid(matview_index) && OidIsValid(jobs_index) && OidIsValid(log_index) &&
-               shortcut_allowed(matview) && shortcut_allowed(jobs) && shortcut_allowed(log);
-    if (!*applies)
-        return false;
+    if (!OidIsValid(matview_index) || !OidIsValid(jobs_index) || !OidIsValid(log_index) ||
+        !shortcut_allowed(matview) || !shortcut_allowed(jobs) || !shortcut_allowed(log))
+        return CachedRead::NoShortcut;
 
     Datum values[kResultColumns];
     bool nulls[kResultColumns];
-    if (!lookup_unique(matview, matview_index, F_UUID_EQ, job_id, kProgressColumns, values, nulls))
-        return false;
+    Relation rel = table_open(matview, AccessShareLock);
+    bool populated = RelationIsPopulated(rel);
+    bool found = populated && lookup_in(rel, matview_index, F_UUID_EQ, job_id, kProgressColumns, values, nulls);
+    table_close(rel, NoLock);
+    if (!populated)
+        return CachedRead::NoCache;
+    if (!found)
+        return CachedRead::Miss;
     // Served from the cache only while the job still exists as it was: not deleted, not
     // deleted and created again (same created_at).
     Datum job[5];
     bool job_nulls[5];
     if (!lookup_unique(jobs, jobs_index, F_UUID_EQ, job_id, 5, job, job_nulls) || job_nulls[4] || nulls[4] ||
         DatumGetTimestampTz(job[4]) != DatumGetTimestampTz(values[4]))
-        return false;
+        return CachedRead::Miss;
     Datum entry[2];
     bool entry_nulls[2];
     if (lookup_unique(log, log_index, F_TEXTEQ, CStringGetTextDatum("job_progress"), 2, entry, entry_nulls)) {
@@ -170,7 +190,7 @@ bool read_cached_directly(Oid nsp, Datum job_id, ReturnSetInfo *rsinfo, bool *ap
         nulls[15] = true;
     }
     put_result(rsinfo, values, nulls, true);
-    return true;
+    return CachedRead::Hit;
 }
 
 // Adds status and data_source to the first 13 (and, cached, the 16th) columns and stores the row.
@@ -219,15 +239,14 @@ void job_status_rows(FunctionCallInfo fcinfo) {
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
 
-    bool use_cache = !real_time && cache_usable(nsp);
-    bool shortcut_applies = false;
-    if (use_cache && read_cached_directly(nsp, job_id, rsinfo, &shortcut_applies))
+    CachedRead cached = real_time ? CachedRead::NoCache : read_cached_directly(nsp, job_id, rsinfo);
+    if (cached == CachedRead::Hit)
         return;
 
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
     ensure_plans(nsp);
-    bool found = use_cache && !shortcut_applies && read_into(plans.cached, job_id, true, rsinfo);
+    bool found = cached == CachedRead::NoShortcut && cache_usable(nsp) && read_into(plans.cached, job_id, true, rsinfo);
     if (!found)
         read_into(plans.live, job_id, false, rsinfo);
     SPI_finish();

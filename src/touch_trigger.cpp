@@ -28,10 +28,6 @@ static Datum touch_updated_at(FunctionCallInfo fcinfo) {
     return PointerGetDatum(updated);
 }
 
-// No C++ object lives here: the body only calls PostgreSQL, whose errors pass straight through.
-extern "C" {
-PG_FUNCTION_INFO_V1(s3scan_touch_updated_at);
-Datum s3scan_touch_updated_at(PG_FUNCTION_ARGS) {
-    return touch_updated_at(fcinfo);
-}
+S3SCAN_FUNCTION(s3scan_touch_updated_at) {
+    return s3scan::pg_call([&] { return touch_updated_at(fcinfo); });
 }

@@ -38,8 +38,9 @@ quick)
     MEASURED_FINDINGS=5           # findings in each measured job
     REFRESH_PAIRS=8 CHURN=200
     READ_MIN=10 READ_MAX=300 READ_BUDGET_MS=2000
+    CLIENT_CHUNKS=4 CLIENT_N=500  # client-side round trips per chunk and kind
     WORKER_REFRESHES=3 WORKER_TIMEOUT=30
-    W_BIG=100000 W_JOBS=1000 W_PER=50 W_CLIENTS=8 W_THREADS=2 W_DURATION=3 W_ROUNDS=1
+    W_BIG=100000 W_JOBS=1000 W_PER=50 W_CLIENTS=8 W_THREADS=2 W_DURATION=2 W_ROUNDS=1
     W_OBJ_BATCH=1000 W_FIND_BATCH=100
     SHARED_BUFFERS=1GB
     ;;
@@ -52,8 +53,9 @@ full)
     MEASURED_FINDINGS=5
     REFRESH_PAIRS=5 CHURN=1000
     READ_MIN=20 READ_MAX=2000 READ_BUDGET_MS=15000
+    CLIENT_CHUNKS=6 CLIENT_N=2000
     WORKER_REFRESHES=3 WORKER_TIMEOUT=240
-    W_BIG=500000 W_JOBS=2000 W_PER=100 W_CLIENTS=8 W_THREADS=2 W_DURATION=15 W_ROUNDS=2
+    W_BIG=500000 W_JOBS=2000 W_PER=100 W_CLIENTS=8 W_THREADS=2 W_DURATION=10 W_ROUNDS=2
     W_OBJ_BATCH=1000 W_FIND_BATCH=100
     SHARED_BUFFERS=2GB
     ;;
@@ -83,12 +85,14 @@ fi
 
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     say "building and installing the extension"
-    make -C "$REPO" -j"$(nproc)" >/dev/null || die "make failed"
+    build_log=$(mktemp /tmp/s3scan-bench-build.XXXXXX)
+    make -C "$REPO" -j"$(nproc)" >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make failed"; }
     if [ $EUID -eq 0 ]; then
-        make -C "$REPO" install >/dev/null || die "make install failed"
+        make -C "$REPO" install >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make install failed"; }
     else
-        sudo -n make -C "$REPO" install >/dev/null || die "make install needs root"
+        sudo -n make -C "$REPO" install >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make install needs root"; }
     fi
+    rm -f "$build_log"
 fi
 
 # --- 1. throwaway server -----------------------------------------------------------------------
@@ -248,8 +252,8 @@ measured_ids="ARRAY[$(for n in $SIZES; do printf 'bench.jid(-%s),' "$n"; done | 
 step=$(( (JOBS_B - n_measured) / 200 )); [ $step -ge 1 ] || step=1
 q bench "INSERT INTO bench.checks SELECT * FROM bench.check_values($measured_ids,
          ARRAY(SELECT bench.jid(i) FROM generate_series(1, $((JOBS_B - n_measured)), $step) i))" >/dev/null
-values_equal=$(q bench "SELECT bool_and(ok) FROM bench.checks WHERE check_name LIKE 'job_summary%'")
-meta values_equal "${values_equal:-false}"
+values_equal=$(q bench "SELECT coalesce(bool_and(ok), false) FROM bench.checks WHERE check_name LIKE 'job_summary%'")
+meta values_equal "$([ "$values_equal" = t ] && echo true || echo false)"
 mismatches=$(q bench "SELECT count(*) FROM bench.checks WHERE NOT ok")
 if [ "$mismatches" != 0 ]; then
     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
@@ -262,7 +266,36 @@ fi
 
 for n in $SIZES; do
     say "reads on the job of $n objects"
-    q bench "CALL bench.measure_reads('objects:$n', bench.jid(-$n), $READ_MIN, $READ_MAX, $READ_BUDGET_MS)"
+    q bench "CALL bench.measure_reads('objects:$n', bench.jid(-$n),
+             ARRAY['note_summary', 'ext_summary', 'status_live'], $READ_MIN, $READ_MAX, $READ_BUDGET_MS)"
+    q bench "CALL bench.measure_reads('objects:$n', bench.jid(-$n),
+             ARRAY['direct_lookup', 'status_cached'], $READ_MIN, $((READ_MAX * 5)), $READ_BUDGET_MS)"
+done
+
+# The same two cached reads as a client sees them: pgbench -M prepared, one connection, one
+# statement per transaction, per-transaction latencies (--log), chunks alternating.
+echo 'SELECT * FROM job_progress WHERE job_id = :jid;' >"$TMP/read_direct_lookup.sql"
+echo 'SELECT * FROM job_status(:jid);' >"$TMP/read_status_cached.sql"
+chmod 644 "$TMP"/read_*.sql
+for n in $SIZES; do
+    say "client round trips on the job of $n objects ($CLIENT_CHUNKS x $CLIENT_N each)"
+    jid=$(q bench "SELECT bench.jid(-$n)")
+    for ((c = 1; c <= CLIENT_CHUNKS; c++)); do
+        order="direct_lookup status_cached"; [ $((c % 2)) = 0 ] && order="status_cached direct_lookup"
+        for kind in $order; do
+            rm -f "$TMP"/lat.*
+            as_pg $PGBIN/pgbench -n -M prepared -c 1 -j 1 -t $((CLIENT_N + 10)) -D jid="$jid" \
+                -f "$TMP/read_$kind.sql" -l --log-prefix="$TMP/lat" \
+                -h "$SOCK" -p "$PORT" -U postgres bench >"$TMP/pgbench.out" 2>&1 ||
+                { cat "$TMP/pgbench.out" >&2; die "pgbench read $kind failed"; }
+            # log line: client_id transaction_no latency_us script_no epoch epoch_us; skip the
+            # first 10 (prepare, cold caches)
+            cat "$TMP"/lat.* | awk -v l="objects:$n" -v k="client_$kind" \
+                '$2 >= 10 { printf "%s\t%s\t%.6f\n", l, k, $3 / 1000.0 }' >"$TMP/latency.tsv"
+            chmod 644 "$TMP/latency.tsv"
+            psql_db bench -c "\\copy bench.samples (label, kind, ms) FROM '$TMP/latency.tsv'" >/dev/null
+        done
+    done
 done
 
 # --- 4. writes ---------------------------------------------------------------------------------
@@ -369,30 +402,46 @@ meta w_clients "$W_CLIENTS"; meta w_threads "$W_THREADS"; meta w_duration "$W_DU
 meta w_big "$W_BIG"; meta w_jobs "$W_JOBS"; meta w_per "$W_PER"
 
 q bench "CHECKPOINT" >/dev/null
-run_pgbench() {  # scenario target rep
-    local db=w_plain; [ "$2" = extension ] && db=w_ext
-    local out
-    out=$(as_pg env PGOPTIONS='-c synchronous_commit=off' $PGBIN/pgbench -n -M prepared \
-        -c "$W_CLIENTS" -j "$W_THREADS" -T "$W_DURATION" -f "$TMP/$1.sql" \
-        -h "$SOCK" -p "$PORT" -U postgres "$db" 2>&1) || { echo "$out" >&2; die "pgbench $1 on $db failed"; }
-    local tps xacts
-    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
-    xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
-    [ -n "$tps" ] || { echo "$out" >&2; die "no tps in pgbench output"; }
-    grep -q '^number of failed transactions: 0 ' <<<"$out" || note "pgbench $1 on $db: $(grep '^number of failed' <<<"$out")"
-    q bench "INSERT INTO bench.write_runs VALUES ('$1', '$2', $3, $tps, $xacts)" >/dev/null
-    printf '           %-16s %-9s rep %d: %8.1f tps\n' "$1" "$2" "$3" "$tps"
+pgbench_w() {  # db scenario outfile: one write run
+    as_pg env PGOPTIONS='-c synchronous_commit=off' $PGBIN/pgbench -n -M prepared \
+        -c "$W_CLIENTS" -j "$W_THREADS" -T "$W_DURATION" -f "$TMP/$2.sql" \
+        -h "$SOCK" -p "$PORT" -U postgres "$1" >"$3" 2>&1
 }
-say "writes: $SCENARIOS; $W_CLIENTS clients, ${W_DURATION}s runs, ABBA x $W_ROUNDS"
-rep=0
+record_run() {  # scenario target rep mode outfile
+    local tps xacts db=w_plain
+    [ "$2" = extension ] && db=w_ext
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$5")
+    xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$5")
+    [ -n "$tps" ] || { cat "$5" >&2; die "pgbench $1 on $db: no tps in its output"; }
+    grep -q '^number of failed transactions: 0 ' "$5" || note "pgbench $1 on $db: $(grep '^number of failed' "$5")"
+    q bench "INSERT INTO bench.write_runs VALUES ('$1', '$2', $3, $tps, $xacts, '$4')" >/dev/null
+    printf '           %-16s %-9s %-12s rep %d: %8.1f tps\n' "$1" "$2" "$4" "$3" "$tps"
+}
+run_alone() {  # scenario target rep
+    local db=w_plain; [ "$2" = extension ] && db=w_ext
+    pgbench_w "$db" "$1" "$TMP/pgbench.out" || { cat "$TMP/pgbench.out" >&2; die "pgbench $1 on $db failed"; }
+    record_run "$1" "$2" "$3" alternating "$TMP/pgbench.out"
+}
+run_together() {  # scenario rep: both databases at the same time, same clients each
+    pgbench_w w_ext "$1" "$TMP/pgbench_ext.out" & local pe=$!
+    pgbench_w w_plain "$1" "$TMP/pgbench_plain.out" & local pp=$!
+    wait $pe || { cat "$TMP/pgbench_ext.out" >&2; die "pgbench $1 on w_ext failed"; }
+    wait $pp || { cat "$TMP/pgbench_plain.out" >&2; die "pgbench $1 on w_plain failed"; }
+    record_run "$1" extension "$2" simultaneous "$TMP/pgbench_ext.out"
+    record_run "$1" plain "$2" simultaneous "$TMP/pgbench_plain.out"
+}
+meta load_before_writes "$(cut -d' ' -f1-3 /proc/loadavg)"
+say "writes: $SCENARIOS; $W_CLIENTS clients, ${W_DURATION}s runs, ABBA x $W_ROUNDS, then both at once x $W_ROUNDS"
 for ((round = 1; round <= W_ROUNDS; round++)); do
     for s in $SCENARIOS; do
-        run_pgbench "$s" extension $((2 * round - 1))
-        run_pgbench "$s" plain $((2 * round - 1))
-        run_pgbench "$s" plain $((2 * round))
-        run_pgbench "$s" extension $((2 * round))
+        run_alone "$s" extension $((2 * round - 1))
+        run_alone "$s" plain $((2 * round - 1))
+        run_alone "$s" plain $((2 * round))
+        run_alone "$s" extension $((2 * round))
+        run_together "$s" "$round"
     done
 done
+meta load_after_writes "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- 5. report ---------------------------------------------------------------------------------
 
@@ -422,23 +471,33 @@ settings=$(q bench "SELECT string_agg(name || '=' || current_setting(name), ', '
 } >"$OUT_MD"
 
 q bench "SELECT * FROM bench.chart_data()" | tr '|' '\t' >"$TMP/chart.tsv"
+smin=$(tr ' ' '\n' <<<"$SIZES" | sort -n | head -1)
+smax=$(tr ' ' '\n' <<<"$SIZES" | sort -n | tail -1)
 gnuplot <<EOF || note "gnuplot failed"
-set terminal pngcairo size 900,600 noenhanced font ",10"
+set terminal pngcairo size 1100,650 noenhanced font ",10"
 set output '$OUT_PNG'
-set title "s3scan_jobs: one job's summary, median latency ($SCALE, $DATE)"
+set title "s3scan_jobs: one job's summary, median latency ($SCALE scale, $DATE, $(nproc) cores)"
 set logscale xy
+set xrange [$smin / 2.0 : $smax * 2.0]
 set xlabel 'objects in the job'
-set ylabel 'median latency (ms)'
+set ylabel 'median latency (ms), log scale'
 set format x '%.0s%c'
 set grid
-set key top left
+set key outside right top Left reverse
 set datafile separator '\t'
-set xrange [*:*]
-plot '$TMP/chart.tsv' using 1:2 with linespoints lw 2 pt 7 title "note's job_summary", \
-     '' using 1:3 with linespoints lw 2 pt 5 title 'extension job_summary', \
-     '' using 1:6 with linespoints lw 2 pt 9 title 'job_status(id, true)', \
-     '' using 1:4 with linespoints lw 2 pt 11 title 'job_progress lookup', \
-     '' using 1:5 with linespoints lw 2 pt 13 title 'job_status(id) cached'
+\$NOTE << EOD
+1000	50
+100000	500
+1000000	5000
+EOD
+plot '$TMP/chart.tsv' using 1:2 with linespoints lw 2 pt 7 title "note's job_summary", \\
+     '' using 1:3 with linespoints lw 2 pt 5 title 'extension job_summary', \\
+     '' using 1:6 with linespoints lw 2 pt 9 title 'job_status(id, true)', \\
+     '' using 1:4 with linespoints lw 2 pt 11 title 'job_progress lookup', \\
+     '' using 1:5 with linespoints lw 2 pt 13 title 'job_status(id) cached', \\
+     '' using 1:7 with linespoints lw 1 dt 2 pt 11 title 'job_progress lookup, client round trip', \\
+     '' using 1:8 with linespoints lw 1 dt 2 pt 13 title 'job_status(id) cached, client round trip', \\
+     \$NOTE using 1:2 with points pt 2 ps 2 lc rgb 'black' title "note's published job_summary figures"
 EOF
 
 cat "$OUT_MD"
@@ -446,5 +505,5 @@ echo
 say "wrote $OUT_MD and $OUT_PNG"
 echo
 echo "Targets:"
-q bench "SELECT rpad(verdict, 28) || target || ' @ ' || point || ': ' || measured FROM bench.target_results()"
+q bench "SELECT verdict || ': ' || target || ' @ ' || point || ': ' || measured FROM bench.target_results()"
 [ "$mismatches" = 0 ] || echo "!!! $mismatches VALUE MISMATCHES (see the Checks section)"

@@ -33,7 +33,8 @@ CREATE UNLOGGED TABLE bench.write_runs (
     target   text NOT NULL,       -- 'plain' or 'extension'
     rep      integer NOT NULL,
     tps      double precision NOT NULL,
-    xacts    bigint
+    xacts    bigint,
+    mode     text NOT NULL            -- 'alternating' (alone, ABBA) or 'simultaneous' (both at once)
 );
 
 -- One execution of one kind of read for job jid; returns its latency in ms.
@@ -79,16 +80,17 @@ BEGIN
 END;
 $$;
 
--- Sample every read kind for one job, interleaved. A kind stops when it has max_n samples, or
+-- Sample the given read kinds for one job, interleaved. run.sh calls it twice per job: the
+-- aggregating reads together, then the two index lookups together (so that the fast ones are
+-- not measured between multi-millisecond scans at one size and back to back at another). A kind stops when it has max_n samples, or
 -- when it has used budget_ms and has min_n samples (min_slow when one execution takes more
 -- than a second). Warm-up executions (plans, caches) are not recorded.
-CREATE PROCEDURE bench.measure_reads(label text, jid uuid, min_n integer, max_n integer,
-                                     budget_ms double precision, min_slow integer DEFAULT 5)
+CREATE PROCEDURE bench.measure_reads(label text, jid uuid, kinds text[], min_n integer,
+                                     max_n integer, budget_ms double precision,
+                                     min_slow integer DEFAULT 5)
     LANGUAGE plpgsql AS $$
 DECLARE
-    kinds text[] := ARRAY['note_summary', 'ext_summary', 'direct_lookup', 'status_cached',
-                          'status_live'];
-    nk     integer := 5;
+    nk     integer := cardinality(kinds);
     n      integer[] := ARRAY[0, 0, 0, 0, 0];
     spent  double precision[] := ARRAY[0, 0, 0, 0, 0];
     lim    integer[] := ARRAY[0, 0, 0, 0, 0];

@@ -24,6 +24,21 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |',
 FROM (SELECT DISTINCT size FROM bench.stats WHERE dim = 'objects') s
 ORDER BY size;
 SELECT '';
+SELECT '';
+SELECT 'The two cached reads as a client sees them: pgbench -M prepared, one connection over the '
+       'Unix socket, one statement per transaction, per-transaction latency (pgbench --log), '
+       'chunks alternating between the two.';
+SELECT '';
+SELECT '| job size (objects) | job_progress lookup | job_status cached | vs lookup |';
+SELECT '|---:|---:|---:|---:|';
+SELECT format('| %s | %s | %s | %s |',
+              to_char(size, 'FM999,999,999'),
+              bench.cell('objects', size, 'client_direct_lookup'),
+              bench.cell('objects', size, 'client_status_cached'),
+              bench.fmtx(bench.med('objects', size, 'client_status_cached') / bench.med('objects', size, 'client_direct_lookup')))
+FROM (SELECT DISTINCT size FROM bench.stats WHERE dim = 'objects' AND kind = 'client_direct_lookup') s
+ORDER BY size;
+SELECT '';
 SELECT 'The design note''s published figures: job_summary 50 ms / 500 ms / 5 s for 1K / 100K / 1M '
        'objects; job_progress 10 to 50 ms at any size.';
 SELECT '';
@@ -55,21 +70,31 @@ SELECT '';
 SELECT format('%s clients, %s threads, -M prepared, %s s per run, synchronous_commit = off (CPU-bound: '
               'the commit flush would hide differences), runs alternating ABBA between the database '
               'with the extension and the one with the same tables made by plain SQL (plpgsql '
-              'updated_at triggers). Each database: one job of %s objects and %s jobs of %s objects, '
+              'updated_at triggers), then runs with both at once. Each database: one job of %s objects and %s jobs of %s objects, '
               'findings on every 50th object.',
               bench.meta_get('w_clients'), bench.meta_get('w_threads'), bench.meta_get('w_duration'),
               to_char(bench.meta_get('w_big')::bigint, 'FM999,999,999'),
               to_char(bench.meta_get('w_jobs')::bigint, 'FM999,999,999'), bench.meta_get('w_per'));
 SELECT '';
-SELECT '| scenario | transaction | runs each | plain SQL tps: median (min-max) | extension tps: median (min-max) | extension vs plain |';
-SELECT '|---|---|---:|---:|---:|---:|';
-SELECT format('| %s | %s | %s | %s (%s-%s) | %s (%s-%s) | %s%% |',
+SELECT '| scenario | transaction | runs each | plain SQL tps: median (min-max) | extension tps: median (min-max) | extension vs plain | run-to-run spread | both at once: extension vs plain |';
+SELECT '|---|---|---:|---:|---:|---:|---:|---:|';
+SELECT format('| %s | %s | %s | %s (%s-%s) | %s (%s-%s) | %s%% | %s%% | %s |',
               scenario, bench.meta_get('scenario:' || scenario), runs,
               round(plain_tps::numeric), round(plain_min::numeric), round(plain_max::numeric),
               round(ext_tps::numeric), round(ext_min::numeric), round(ext_max::numeric),
-              to_char(100 * (ext_tps / plain_tps - 1), 'FMS990.0'))
+              to_char(100 * (ext_tps / plain_tps - 1), 'FMS990.0'),
+              round((100 * noise)::numeric),
+              coalesce(to_char(100 * (sim_ratio - 1), 'FMS990.0') || '% (' || sim_runs || ' runs)', '-'))
 FROM bench.write_stats
 ORDER BY first_seq;
+SELECT '';
+SELECT format('Load average (1, 5, 15 min) before the writes: %s; after: %s. "run-to-run spread": '
+              '(max - min) / median over the runs of one database, the larger of the two; a '
+              'difference smaller than it is not resolved. "both at once": both databases driven '
+              'at the same time with %s clients each, so that other load on the machine hits both '
+              'alike; median ratio of the pairs.',
+              bench.meta_get('load_before_writes'), bench.meta_get('load_after_writes'),
+              bench.meta_get('w_clients'));
 SELECT '';
 
 SELECT '## Targets (issue 4)';
