@@ -241,6 +241,10 @@ void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *repo
         RollbackAndReleaseCurrentSubTransaction();
         MemoryContextSwitchTo(caller_context);
         CurrentResourceOwner = caller_owner;
+        // A session's cancel request (Ctrl-C, statement_timeout) cancels its statement as
+        // usual; the worker records it like any other failure.
+        if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && origin != RefreshOrigin::Worker)
+            ReThrowError(edata);
         // The subtransaction's SPI connection went with it; this one is still ours.
         report->outcome = RefreshOutcome::Failed;
         snprintf(report->error, sizeof report->error, "%s",
