@@ -45,8 +45,10 @@ SELECT '';
 
 SELECT '## Refresh of job_progress, by job count';
 SELECT '';
-SELECT 'Each sample: the statement and its COMMIT, in its own transaction, after the same churn of '
-       || bench.meta_get('churn') || ' random object status changes; the two kinds alternate ABBA. '
+SELECT 'Each sample: the statement and its COMMIT, in its own transaction; before each pair the '
+       'same churn (' || bench.meta_get('churn') || ' random objects picked, those queued or '
+       'processing move one status on), so that both refreshes have the same differences to apply; '
+       'the two kinds alternate ABBA. '
        '"worker": refreshes made by the background worker (s3scan_jobs.refresh_interval = 1s for a few '
        'seconds), durations as the worker recorded them in refresh_history, no churn in between.';
 SELECT '';
@@ -92,7 +94,9 @@ SELECT format('Load average (1, 5, 15 min) before the writes: %s; after: %s. "ru
               '(max - min) / median over the runs of one database, the larger of the two; a '
               'difference smaller than it is not resolved. "both at once": both databases driven '
               'at the same time with %s clients each, so that other load on the machine hits both '
-              'alike; median ratio of the pairs.',
+              'alike; median ratio of the pairs. The two databases differ only in the BEFORE UPDATE '
+              'trigger function (C in the extension, plpgsql in the plain one): the insert '
+              'scenarios run the same code in both, so their differences show the noise floor.',
               bench.meta_get('load_before_writes'), bench.meta_get('load_after_writes'),
               bench.meta_get('w_clients'));
 SELECT '';
