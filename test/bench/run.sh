@@ -5,9 +5,9 @@
 #   test/bench/run.sh [quick|full]
 #
 #   quick  measured jobs of 1K / 10K / 100K objects, refresh at 1K / 10K jobs (~0.3M objects),
-#          short write runs; a few minutes at most.
+#          short write runs; under 2 minutes on 2 cores.
 #   full   measured jobs of 1K / 100K / 1M objects, refresh at 10K / 100K jobs (10M objects),
-#          longer write runs; about half an hour on 2 cores.
+#          longer write runs; about 20 minutes on 2 cores.
 #
 # Builds and installs the extension (make install, as root), starts a throwaway server as the
 # user postgres in a temporary directory (stopped and removed on exit, BENCH_KEEP=1 keeps the
