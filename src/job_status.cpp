@@ -167,7 +167,8 @@ CachedRead read_cached_directly(Oid nsp, Datum job_id, ReturnSetInfo *rsinfo) {
     bool nulls[kResultColumns];
     Relation rel = table_open(matview, AccessShareLock);
     bool populated = RelationIsPopulated(rel);
-    bool found = populated && lookup_in(rel, matview_index, F_UUID_EQ, job_id, kProgressColumns, values, nulls);
+    bool found =
+        populated && lookup_in(rel, matview_index, F_UUID_EQ, job_id, kProgressColumns, values, nulls);
     table_close(rel, NoLock);
     if (!populated)
         return CachedRead::NoCache;
@@ -246,7 +247,8 @@ void job_status_rows(FunctionCallInfo fcinfo) {
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
     ensure_plans(nsp);
-    bool found = cached == CachedRead::NoShortcut && cache_usable(nsp) && read_into(plans.cached, job_id, true, rsinfo);
+    bool found = cached == CachedRead::NoShortcut && cache_usable(nsp) &&
+                 read_into(plans.cached, job_id, true, rsinfo);
     if (!found)
         read_into(plans.live, job_id, false, rsinfo);
     SPI_finish();

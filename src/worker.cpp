@@ -69,7 +69,6 @@ bool start_refresh_worker(int slot_index, bool started_by_sql, pid_t notify_pid,
     WorkerSlot *slot = &mem->slots[slot_index];
     slot->started_by_sql = started_by_sql;
     slot->state = WorkerState::Starting;
-    slot->state_since = GetCurrentTimestamp();
     memcpy(dbname, slot->dbname, NAMEDATALEN);
     LWLockRelease(&mem->lock);
 
@@ -99,7 +98,6 @@ void release_slot(int code, Datum arg) {
     if (slot->pid == MyProcPid) {
         slot->pid = 0;
         slot->state = WorkerState::Stopped;
-        slot->state_since = GetCurrentTimestamp();
         slot->next_refresh_due = 0;
     }
     LWLockRelease(&mem->lock);
@@ -408,10 +406,7 @@ void launcher_pass() {
         if (worker_alive(i, slot->pid))
             continue;
         if (!OidIsValid(oids[d])) {
-            if (slot->state != WorkerState::DatabaseMissing) {
-                slot->state = WorkerState::DatabaseMissing;
-                slot->state_since = now;
-            }
+            slot->state = WorkerState::DatabaseMissing;
             continue;
         }
         slot->dboid = oids[d];
@@ -461,10 +456,7 @@ void s3scan_launcher_main(Datum arg) {
     // Connected to no database: it never blocks CREATE DATABASE or DROP DATABASE.
     BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
-    WorkerShmem *mem = worker_shmem();
-    LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
-    mem->launcher_pid = MyProcPid;
-    LWLockRelease(&mem->lock);
+    (void) worker_shmem();
 
     MemoryContext pass_context =
         AllocSetContextCreate(TopMemoryContext, "s3scan_jobs launcher pass", ALLOCSET_DEFAULT_SIZES);

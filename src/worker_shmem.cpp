@@ -61,11 +61,7 @@ WorkerShmem *worker_shmem() {
 void set_worker_state(int slot_index, WorkerState state) {
     WorkerShmem *mem = worker_shmem();
     LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
-    WorkerSlot *slot = &mem->slots[slot_index];
-    if (slot->state != state) {
-        slot->state = state;
-        slot->state_since = GetCurrentTimestamp();
-    }
+    mem->slots[slot_index].state = state;
     LWLockRelease(&mem->lock);
 }
 

@@ -33,7 +33,6 @@ struct WorkerSlot {
     char dbname[NAMEDATALEN];
     pid_t pid;  // 0 while not running
     WorkerState state;
-    TimestampTz state_since;
     TimestampTz last_refresh_start;
     double last_refresh_duration_ms;
     char last_refresh_outcome[16];
@@ -45,7 +44,6 @@ struct WorkerSlot {
 struct WorkerShmem {
     LWLock lock;
     int tranche_id;
-    pid_t launcher_pid;
     WorkerSlot slots[kMaxWorkerSlots];
 };
 
@@ -58,7 +56,7 @@ WorkerShmem *worker_shmem();
 // The postmaster's shared memory startup hook: creates the workers' shared memory.
 void worker_shmem_startup();
 
-// Sets a slot's state (and its time) under the lock.
+// Sets a slot's state under the lock.
 void set_worker_state(int slot_index, WorkerState state);
 
 }  // namespace s3scan

@@ -74,7 +74,6 @@ int32 start_worker_for_this_database() {
     }
     if (need_start) {
         mem->slots[i].state = WorkerState::Starting;
-        mem->slots[i].state_since = GetCurrentTimestamp();
     }
     LWLockRelease(&mem->lock);
 
