@@ -1,5 +1,6 @@
 // The module entry: magic block, _PG_init, the settings, shared memory hooks and the launcher's
-// registration when the library is preloaded.
+// registration when the library is preloaded. _PG_init only calls PostgreSQL (nothing in it can
+// throw a C++ exception), so it needs no guard.
 #include "pg_boundary.hpp"
 #include "settings.hpp"
 #include "worker.hpp"

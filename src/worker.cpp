@@ -7,6 +7,10 @@
 // Both follow PostgreSQL's worker_spi: die() on SIGTERM, config reload on SIGHUP, a latch wait
 // that exits when the postmaster dies, CHECK_FOR_INTERRUPTS() on every pass, and one transaction
 // per pass, so that between passes a worker holds no lock and no snapshot.
+//
+// The two mains are C-linkage entry points with no guard: nothing here can throw a C++
+// exception (no standard library, no new), and no C++ object with a destructor is alive when
+// PostgreSQL raises; a PostgreSQL error is caught by run_pass() or ends the process.
 #include "worker.hpp"
 
 #include "refresh.hpp"
