@@ -46,6 +46,15 @@ SELECT count(*) AS left_in_auto_conf FROM pg_file_settings
 WHERE name LIKE 's3scan\_jobs.%' AND sourcefile LIKE '%postgresql.auto.conf';
 SHOW s3scan_jobs.refresh_interval;
 
+-- database: a list of names, checked as it is written; a broken list is
+-- refused with a detail instead of leaving every database unserved.
+ALTER SYSTEM SET s3scan_jobs.database = 'scans, "Other DB"';
+ALTER SYSTEM SET s3scan_jobs.database = 'scans,,other';
+ALTER SYSTEM SET s3scan_jobs.database = 'scans, "unterminated';
+SELECT name, setting FROM pg_file_settings
+WHERE name = 's3scan_jobs.database' AND sourcefile LIKE '%postgresql.auto.conf';
+ALTER SYSTEM RESET s3scan_jobs.database;
+
 -- history_limit: a superuser may set it in a session; bad values refused.
 SET s3scan_jobs.history_limit = 50;
 SHOW s3scan_jobs.history_limit;

@@ -9,6 +9,7 @@
 extern "C" {
 #include "storage/ipc.h"
 #include "utils/guc.h"
+#include "utils/varlena.h"
 
 PG_MODULE_MAGIC;
 
@@ -34,6 +35,19 @@ static void create_shared_memory() {
     s3scan::worker_shmem_startup();
 }
 
+// s3scan_jobs.database must be a list of names: rejected at SET, ALTER SYSTEM or reload
+// otherwise, rather than leaving every database unserved.
+static bool check_database_list(char **newval, void **extra, GucSource source) {
+    char *raw = pstrdup(*newval);
+    List *names = NIL;
+    bool ok = SplitIdentifierString(raw, ',', &names);
+    list_free(names);
+    pfree(raw);
+    if (!ok)
+        GUC_check_errdetail("List syntax is invalid: give database names separated by commas.");
+    return ok;
+}
+
 static void define_settings() {
     DefineCustomIntVariable("s3scan_jobs.refresh_interval",
                             "Time between two refreshes of job_progress by the refresh worker.",
@@ -42,7 +56,7 @@ static void define_settings() {
     DefineCustomStringVariable("s3scan_jobs.database",
                                "Databases whose job_progress the refresh workers keep fresh.",
                                "A comma-separated list; one worker serves each database.", &s3scan_databases,
-                               "postgres", PGC_SIGHUP, GUC_LIST_INPUT, nullptr, nullptr, nullptr);
+                               "postgres", PGC_SIGHUP, GUC_LIST_INPUT, check_database_list, nullptr, nullptr);
     DefineCustomIntVariable(
         "s3scan_jobs.history_limit", "Number of rows refresh_history keeps; older rows are pruned.", nullptr,
         &s3scan_history_limit, 10000, 0, INT_MAX, PGC_SUSET, 0, nullptr, nullptr, nullptr);
