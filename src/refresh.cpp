@@ -10,10 +10,8 @@
 #include "settings.hpp"
 
 extern "C" {
-#include "access/genam.h"
 #include "catalog/pg_extension.h"
 #include "nodes/parsenodes.h"
-#include "utils/fmgroids.h"
 #include "postmaster/bgworker.h"
 #include "utils/guc.h"
 }
@@ -58,6 +56,10 @@ const char *outcome_name(RefreshOutcome outcome) {
             return "failed";
     }
     return "failed";
+}
+
+static const char *mode_name(const RefreshReport *report) {
+    return report->concurrent ? "concurrent" : "full";
 }
 
 static const char *origin_name(RefreshOrigin origin) {
@@ -155,7 +157,7 @@ static void write_refresh_history(Oid nsp, RefreshOrigin origin, const RefreshRe
     Datum values[8] = {TimestampTzGetDatum(report->started_at),
                        Float8GetDatum(report->duration_ms),
                        CStringGetTextDatum(outcome_name(report->outcome)),
-                       CStringGetTextDatum(report->concurrent ? "concurrent" : "full"),
+                       CStringGetTextDatum(mode_name(report)),
                        Int64GetDatum(report->total_jobs),
                        Int64GetDatum(report->total_objects),
                        CStringGetTextDatum(report->error),
@@ -172,10 +174,11 @@ static void write_refresh_history(Oid nsp, RefreshOrigin origin, const RefreshRe
         elog(ERROR, "could not write the refresh history");
 
     int limit = s3scan_history_limit;
-    char *prune = psprintf("DELETE FROM %s WHERE id < (SELECT id FROM %s ORDER BY id DESC OFFSET %d LIMIT 1)",
-                           history, history, limit > 0 ? limit - 1 : 0);
-    if (limit == 0)
-        prune = psprintf("DELETE FROM %s", history);
+    char *prune = limit == 0 ? psprintf("DELETE FROM %s", history)
+                             : psprintf(
+                                   "DELETE FROM %s WHERE id < (SELECT id FROM %s ORDER BY id DESC "
+                                   "OFFSET %d LIMIT 1)",
+                                   history, history, limit - 1);
     if (SPI_execute(prune, false, 0) != SPI_OK_DELETE)
         elog(ERROR, "could not prune the refresh history");
 }
@@ -288,7 +291,7 @@ static Datum refresh_result_datum(FunctionCallInfo fcinfo, const RefreshReport *
     }
     bool refreshed = report->outcome == RefreshOutcome::Refreshed;
     Datum values[7] = {CStringGetTextDatum(outcome_name(report->outcome)),
-                       CStringGetTextDatum(report->concurrent ? "concurrent" : "full"),
+                       CStringGetTextDatum(mode_name(report)),
                        TimestampTzGetDatum(report->started_at),
                        Float8GetDatum(report->duration_ms),
                        Int64GetDatum(report->total_jobs),
@@ -304,7 +307,7 @@ static Datum refresh_result_datum(FunctionCallInfo fcinfo, const RefreshReport *
 // as the person's session would: the name must match, and at the command's end the view must
 // be locked by this transaction as a REFRESH locks it.
 static bool command_refreshes_job_progress(FunctionCallInfo fcinfo, bool at_end,
-                                           RefreshMatViewStmt **stmt_out) {
+                                           RefreshMatViewStmt **stmt_out, Oid *matview_out) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("function can only be called as an event trigger")));
@@ -327,6 +330,7 @@ static bool command_refreshes_job_progress(FunctionCallInfo fcinfo, bool at_end,
             return false;
     }
     *stmt_out = stmt;
+    *matview_out = matview;
     return true;
 }
 
@@ -346,10 +350,10 @@ S3SCAN_FUNCTION(s3scan_refresh_job_progress) {
 S3SCAN_FUNCTION(s3scan_on_refresh_command_start) {
     pg_call([&] {
         RefreshMatViewStmt *stmt;
-        if (command_refreshes_job_progress(fcinfo, false, &stmt)) {
+        Oid matview;
+        if (command_refreshes_job_progress(fcinfo, false, &stmt, &matview)) {
             // Take turns with the extension's refreshes: they skip while this one runs.
-            wait_for_refresh_lock(
-                get_relname_relid("job_progress", get_func_namespace(fcinfo->flinfo->fn_oid)));
+            wait_for_refresh_lock(matview);
             refresh_command_started_at = GetCurrentTimestamp();
         }
     });
@@ -361,7 +365,8 @@ S3SCAN_FUNCTION(s3scan_on_refresh_command_start) {
 S3SCAN_FUNCTION(s3scan_on_refresh_command_end) {
     pg_call([&] {
         RefreshMatViewStmt *stmt;
-        if (!command_refreshes_job_progress(fcinfo, true, &stmt))
+        Oid matview;
+        if (!command_refreshes_job_progress(fcinfo, true, &stmt, &matview))
             return;
         Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
         RefreshReport report;

@@ -22,7 +22,8 @@ struct RefreshReport {
 
 // Refreshes nsp.job_progress: tries the lock and skips at once if another refresh holds it;
 // CONCURRENTLY when populated, plainly when not. The refresh runs in a subtransaction: an error
-// in it is caught, rolled back, reported (WARNING) and recorded. Log and history are written in
+// in it is caught, rolled back, reported (WARNING) and recorded, except a session's cancel
+// request (Ctrl-C, statement_timeout), which is raised again. Log and history are written in
 // the caller's transaction. Needs a transaction and an active snapshot; errors outside the
 // refresh itself (writing the log) are raised as PostgreSQL errors.
 void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *report);

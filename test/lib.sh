@@ -4,7 +4,7 @@
 
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_CONFIG=$PG_BIN/pg_config
-PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron libipc-run-perl make g++ gnuplot-nox"
+PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron libipc-run-perl make g++"
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '\n==> %s\n' "$*"; }
