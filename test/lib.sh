@@ -2,7 +2,7 @@
 # need (Debian packages), builds and installs the extension, and runs commands as the
 # unprivileged user PostgreSQL requires (it refuses to run as root).
 
-PG_BIN=/usr/lib/postgresql/15/bin
+PG_BIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}  # another (relocated) copy of PostgreSQL 15: set S3SCAN_PG_BIN
 PG_CONFIG=$PG_BIN/pg_config
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron libipc-run-perl make g++"
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
