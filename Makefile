@@ -17,10 +17,12 @@ TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 EXTRA_CLEAN = tmp_check_regress tmp_check_iso output_iso results regression.diffs regression.out
 
-PG_CONFIG ?= $(shell command -v pg_config15 2>/dev/null || echo /usr/lib/postgresql/15/bin/pg_config)
+PG_CONFIG ?= pg_config
 
-PG_CXXFLAGS += -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
-	-Wno-register -fno-omit-frame-pointer -I$(srcdir)/src
+# No C++ exceptions and no RTTI: PostgreSQL errors (longjmp) pass through every frame, and the
+# compiler refuses a throw or a try (see src/pg.hpp and CONTRIBUTING.md).
+PG_CXXFLAGS += -std=c++17 -fno-exceptions -fno-rtti -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-register -fno-omit-frame-pointer -I$(srcdir)/src
 PG_CFLAGS += -Werror
 SHLIB_LINK += -lstdc++
 
@@ -34,4 +36,9 @@ include $(PGXS)
 format:
 	clang-format -i src/*.cpp src/*.hpp
 
-.PHONY: format
+# The flags PGXS compiles and links with, for CMakeLists.txt: one set of flags for both builds.
+print-build-flags:
+	@echo 'CXXFLAGS=$(CPPFLAGS) $(CXXFLAGS)'
+	@echo 'LDFLAGS=$(LDFLAGS_SL) $(SHLIB_LINK)'
+
+.PHONY: format print-build-flags

@@ -1,9 +1,12 @@
 -- s3scan_jobs 1.0 install script: the scanner's tables, the real-time and cached views, the
 -- refresh log and history, job_status(), refresh_job_progress() and the worker's SQL functions.
 --
--- Rules followed (PostgreSQL's rules for extension scripts): no CREATE OR REPLACE and no
--- IF NOT EXISTS; every function pins search_path (but the updated_at trigger, see there); references to the extension's own objects are
--- qualified with @extschema@ and calls to built-ins with pg_catalog.
+-- Rules followed (PostgreSQL's rules for extension scripts, and CONTRIBUTING.md's hardening rule):
+-- no CREATE OR REPLACE and no IF NOT EXISTS; references to the extension's own objects are
+-- qualified with @extschema@; every operator is written OPERATOR(pg_catalog.x) and every function
+-- call pg_catalog.f(...), with operands cast explicitly, so that nothing another role creates in a
+-- schema on the search_path can capture a name; every function pins search_path, but for the
+-- updated_at trigger and the two REFRESH event triggers (see there).
 
 \echo Use "CREATE EXTENSION s3scan_jobs" to load this file. \quit
 
@@ -26,7 +29,8 @@ CREATE TABLE @extschema@.job_objects (
     etag       text,
     status     text NOT NULL DEFAULT 'queued'
                CONSTRAINT job_objects_status_check
-               CHECK (status IN ('queued', 'processing', 'succeeded', 'failed')),
+               CHECK (status OPERATOR(pg_catalog.=) ANY
+                      (ARRAY['queued'::text, 'processing'::text, 'succeeded'::text, 'failed'::text])),
     last_error text,
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- The natural key; also the index every per-job read of job_objects uses (job_id leads).
@@ -49,9 +53,9 @@ CREATE TABLE @extschema@.findings (
 CREATE INDEX findings_job_id_idx ON @extschema@.findings (job_id);
 
 -- updated_at kept current on every UPDATE, by a C trigger (same effect as the clients'
--- plpgsql "NEW.updated_at = now()" trigger, without a PL call per row). The one function that
--- does not pin search_path: it resolves no name, and the pin (a GUC change and restore per
--- row) would cost about 10% of the scanner workers' per-object UPDATE throughput.
+-- plpgsql "NEW.updated_at = now()" trigger, without a PL call per row). It does not pin
+-- search_path: it resolves no name, and the pin (a GUC change and restore per row) would cost
+-- about 10% of the scanner workers' per-object UPDATE throughput.
 CREATE FUNCTION @extschema@.touch_updated_at() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 's3scan_touch_updated_at';
@@ -78,12 +82,14 @@ CREATE TABLE @extschema@.refresh_history (
     id            bigserial PRIMARY KEY,
     started_at    timestamptz NOT NULL,
     duration_ms   double precision NOT NULL,
-    outcome       text NOT NULL CHECK (outcome IN ('refreshed', 'skipped', 'failed')),
-    mode          text CHECK (mode IN ('concurrent', 'full')),
+    outcome       text NOT NULL CHECK (outcome OPERATOR(pg_catalog.=) ANY
+                      (ARRAY['refreshed'::text, 'skipped'::text, 'failed'::text])),
+    mode          text CHECK (mode OPERATOR(pg_catalog.=) ANY (ARRAY['concurrent'::text, 'full'::text])),
     total_jobs    bigint,
     total_objects bigint,
     error         text,
-    origin        text NOT NULL CHECK (origin IN ('worker', 'sql', 'pg_cron', 'refresh_command'))
+    origin        text NOT NULL CHECK (origin OPERATOR(pg_catalog.=) ANY
+                      (ARRAY['worker'::text, 'sql'::text, 'pg_cron'::text, 'refresh_command'::text]))
 );
 
 -- Views ------------------------------------------------------------------------------------------
@@ -92,34 +98,38 @@ CREATE TABLE @extschema@.refresh_history (
 -- columns, job_status(real_time => true) reads it for one job. Objects and findings are
 -- aggregated separately before the join, so a job's rows are never multiplied; a filter on
 -- job_id is pushed into both aggregates, so a per-job read touches only that job's rows.
-CREATE VIEW @extschema@.job_progress_live AS
+-- security_invoker: whoever reads it needs SELECT on the tables (and their row-level security
+-- applies), which is what job_status's real-time answer relies on.
+CREATE VIEW @extschema@.job_progress_live WITH (security_invoker = true) AS
 SELECT j.job_id,
        j.bucket,
        j.prefix,
        j.execution_arn,
        j.created_at,
        j.updated_at,
-       COALESCE(o.total_objects, 0)    AS total_objects,
-       COALESCE(o.queued_count, 0)     AS queued_count,
-       COALESCE(o.processing_count, 0) AS processing_count,
-       COALESCE(o.succeeded_count, 0)  AS succeeded_count,
-       COALESCE(o.failed_count, 0)     AS failed_count,
-       COALESCE(f.total_findings, 0)   AS total_findings,
-       CASE WHEN COALESCE(o.total_objects, 0) = 0 THEN 0.0
-            ELSE (o.succeeded_count + o.failed_count) * 100.0 / o.total_objects
+       COALESCE(o.total_objects, 0::bigint)    AS total_objects,
+       COALESCE(o.queued_count, 0::bigint)     AS queued_count,
+       COALESCE(o.processing_count, 0::bigint) AS processing_count,
+       COALESCE(o.succeeded_count, 0::bigint)  AS succeeded_count,
+       COALESCE(o.failed_count, 0::bigint)     AS failed_count,
+       COALESCE(f.total_findings, 0::bigint)   AS total_findings,
+       CASE WHEN COALESCE(o.total_objects, 0::bigint) OPERATOR(pg_catalog.=) 0::bigint THEN 0.0::numeric
+            ELSE ((o.succeeded_count OPERATOR(pg_catalog.+) o.failed_count)::numeric
+                  OPERATOR(pg_catalog.*) 100.0::numeric)
+                 OPERATOR(pg_catalog./) o.total_objects::numeric
        END AS progress_percent
 FROM @extschema@.jobs j
 LEFT JOIN (SELECT jo.job_id,
                   pg_catalog.count(*) AS total_objects,
-                  pg_catalog.count(*) FILTER (WHERE jo.status = 'queued') AS queued_count,
-                  pg_catalog.count(*) FILTER (WHERE jo.status = 'processing') AS processing_count,
-                  pg_catalog.count(*) FILTER (WHERE jo.status = 'succeeded') AS succeeded_count,
-                  pg_catalog.count(*) FILTER (WHERE jo.status = 'failed') AS failed_count
+                  pg_catalog.count(*) FILTER (WHERE jo.status OPERATOR(pg_catalog.=) 'queued'::text) AS queued_count,
+                  pg_catalog.count(*) FILTER (WHERE jo.status OPERATOR(pg_catalog.=) 'processing'::text) AS processing_count,
+                  pg_catalog.count(*) FILTER (WHERE jo.status OPERATOR(pg_catalog.=) 'succeeded'::text) AS succeeded_count,
+                  pg_catalog.count(*) FILTER (WHERE jo.status OPERATOR(pg_catalog.=) 'failed'::text) AS failed_count
            FROM @extschema@.job_objects jo
-           GROUP BY jo.job_id) o ON o.job_id = j.job_id
+           GROUP BY jo.job_id) o ON o.job_id OPERATOR(pg_catalog.=) j.job_id
 LEFT JOIN (SELECT fi.job_id, pg_catalog.count(*) AS total_findings
            FROM @extschema@.findings fi
-           GROUP BY fi.job_id) f ON f.job_id = j.job_id;
+           GROUP BY fi.job_id) f ON f.job_id OPERATOR(pg_catalog.=) j.job_id;
 
 -- The design note's real-time view, with its column names; always exact.
 CREATE VIEW @extschema@.job_summary AS
@@ -139,7 +149,7 @@ CREATE UNIQUE INDEX job_progress_job_id_idx ON @extschema@.job_progress (job_id)
 
 CREATE VIEW @extschema@.active_jobs_progress AS
 SELECT * FROM @extschema@.job_progress
-WHERE queued_count + processing_count > 0
+WHERE (queued_count OPERATOR(pg_catalog.+) processing_count) OPERATOR(pg_catalog.>) 0::bigint
 ORDER BY created_at DESC;
 
 -- The cache was just populated: say so in the log.
@@ -188,9 +198,12 @@ CREATE TYPE @extschema@.refresh_result AS (
     message       text
 );
 
+-- SECURITY DEFINER, so that the one right to refresh can be handed to a role (GRANT EXECUTE)
+-- without ownership of job_progress or any right on the tables. Safe because search_path is
+-- pinned and every name the refresh runs (the view's query, the bookkeeping) is qualified.
 CREATE FUNCTION @extschema@.refresh_job_progress()
     RETURNS @extschema@.refresh_result
-    LANGUAGE c VOLATILE
+    LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 's3scan_refresh_job_progress';
 REVOKE ALL ON FUNCTION @extschema@.refresh_job_progress() FROM PUBLIC;
@@ -199,12 +212,15 @@ COMMENT ON FUNCTION @extschema@.refresh_job_progress() IS
 
 -- A REFRESH MATERIALIZED VIEW job_progress typed by a person also keeps the log and the
 -- history right: an event trigger around the command (refreshes made by
--- refresh_job_progress() are recorded by it and ignored here).
+-- refresh_job_progress() are recorded by it and ignored here). These two do not pin
+-- search_path: they must resolve the command's view name exactly as the person's session does.
+-- They resolve no other name; their bookkeeping SQL is qualified and runs under a search_path
+-- pinned in C.
 CREATE FUNCTION @extschema@.on_refresh_command_start() RETURNS event_trigger
-    LANGUAGE c SET search_path = pg_catalog, pg_temp
+    LANGUAGE c
     AS 'MODULE_PATHNAME', 's3scan_on_refresh_command_start';
 CREATE FUNCTION @extschema@.on_refresh_command_end() RETURNS event_trigger
-    LANGUAGE c SET search_path = pg_catalog, pg_temp
+    LANGUAGE c
     AS 'MODULE_PATHNAME', 's3scan_on_refresh_command_end';
 REVOKE ALL ON FUNCTION @extschema@.on_refresh_command_start() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.on_refresh_command_end() FROM PUBLIC;
@@ -235,9 +251,14 @@ CREATE FUNCTION @extschema@.refresh_worker_status_all(
     LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 's3scan_refresh_worker_status';
 
--- What each refresh worker is doing, one row per database it serves (or is configured to).
+-- What each refresh worker is doing, one row per database it serves (or is configured to), for
+-- every database of the server: shown to superusers and to pg_monitor, as pg_stat_activity's
+-- details of other sessions are.
 CREATE VIEW @extschema@.refresh_worker_status AS
 SELECT * FROM @extschema@.refresh_worker_status_all();
+REVOKE ALL ON FUNCTION @extschema@.refresh_worker_status_all() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.refresh_worker_status_all() TO pg_monitor;
+GRANT SELECT ON @extschema@.refresh_worker_status TO pg_monitor;
 
 -- pg_dump keeps the rows of the data tables and their sequences. The refresh log is not dumped:
 -- it describes this database's job_progress, which pg_dump does not copy either.

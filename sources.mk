@@ -1,10 +1,11 @@
 # The one list of C++ sources, read by both the Makefile (PGXS) and CMakeLists.txt.
 S3SCAN_SOURCES = \
-	src/module.cpp \
-	src/pg_boundary.cpp \
+	src/s3scan_jobs.cpp \
 	src/job_status.cpp \
 	src/refresh.cpp \
 	src/touch_trigger.cpp \
-	src/worker_shmem.cpp \
-	src/worker.cpp \
-	src/worker_sql.cpp
+	src/worker_slots.cpp \
+	src/launcher.cpp \
+	src/refresh_worker.cpp \
+	src/worker_sql.cpp \
+	src/database_commands.cpp

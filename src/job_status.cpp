@@ -7,9 +7,12 @@
 // jobs by job_id, the refresh log by view name) with the statement's snapshot, after the same
 // privilege checks the executor would make; a client sees it cost about 1.3x a direct lookup
 // in job_progress. When that shortcut does not apply (row-level security, column-only grants) the same
-// read runs as a prepared SQL plan. The real-time read is a plan prepared once per session.
-// The hot path makes no SQL catalog query, only syscache and relcache look-ups.
-#include "pg_boundary.hpp"
+// read runs as a prepared SQL plan. The real-time read is a plan of job_progress_live (a
+// security_invoker view, so the caller's rights on the tables decide) prepared once per session;
+// PostgreSQL's plan cache re-plans it when the view is redefined (ALTER EXTENSION ... UPDATE).
+// The hot path makes no SQL catalog query, only syscache and relcache look-ups; every relation is
+// locked before it is used and a relation dropped meanwhile (DROP EXTENSION) counts as missing.
+#include "pg.hpp"
 
 namespace {
 
@@ -39,23 +42,6 @@ SPIPlanPtr prepare_kept(const char *sql) {
     return plan;
 }
 
-// The query of nsp.job_progress_live, the one definition of a job's counts. job_status reads it
-// as a subquery, not through the view, so that the caller's own privileges on jobs, job_objects
-// and findings (and their row-level security) decide, as for the cached read. Names in it are
-// schema-qualified: it is printed under the function's pinned search_path.
-char *live_definition(Oid nsp) {
-    Oid view = get_relname_relid("job_progress_live", nsp);
-    if (!OidIsValid(view))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                        errmsg("view \"job_progress_live\" does not exist in schema \"%s\"",
-                               get_namespace_name(nsp))));
-    char *definition = TextDatumGetCString(DirectFunctionCall1(pg_get_viewdef, ObjectIdGetDatum(view)));
-    size_t len = strlen(definition);
-    while (len > 0 && (definition[len - 1] == ';' || isspace((unsigned char) definition[len - 1])))
-        definition[--len] = '\0';
-    return definition;
-}
-
 // Prepares the two reads for schema nsp, once per session (again if the schema changes).
 void ensure_plans(Oid nsp) {
     if (plans.nsp == nsp && plans.cached != nullptr && plans.live != nullptr)
@@ -80,22 +66,28 @@ void ensure_plans(Oid nsp) {
         "ON l.view_name OPERATOR(pg_catalog.=) 'job_progress' "
         "WHERE p.job_id OPERATOR(pg_catalog.=) $1",
         schema, schema, schema);
-    char *live_sql = psprintf("SELECT %s FROM (%s) live WHERE job_id OPERATOR(pg_catalog.=) $1", kColumns,
-                              live_definition(nsp));
+    char *live_sql = psprintf("SELECT %s FROM %s.job_progress_live WHERE job_id OPERATOR(pg_catalog.=) $1",
+                              kColumns, schema);
     SPIPlanPtr cached = prepare_kept(cached_sql);
     SPIPlanPtr live = prepare_kept(live_sql);
     plans = {nsp, cached, live};
 }
 
+// Opens nsp.relname, locked as a SELECT would lock it; nullptr when it does not exist or was
+// dropped before the lock was granted.
+Relation open_named(Oid nsp, const char *relname) {
+    Oid relid = get_relname_relid(relname, nsp);
+    return OidIsValid(relid) ? try_relation_open(relid, AccessShareLock) : nullptr;
+}
+
 // Whether nsp.job_progress exists and holds data (not after WITH NO DATA or a restore).
 bool cache_usable(Oid nsp) {
-    Oid matview = get_relname_relid("job_progress", nsp);
-    if (!OidIsValid(matview) || get_rel_relkind(matview) != RELKIND_MATVIEW)
+    Relation rel = open_named(nsp, "job_progress");
+    if (rel == nullptr)
         return false;
-    Relation rel = table_open(matview, AccessShareLock);
-    bool populated = RelationIsPopulated(rel);
-    table_close(rel, NoLock);
-    return populated;
+    bool usable = rel->rd_rel->relkind == RELKIND_MATVIEW && RelationIsPopulated(rel);
+    relation_close(rel, NoLock);
+    return usable;
 }
 
 // Whether the current user may read relid through the shortcut: table-level SELECT and no
@@ -110,8 +102,10 @@ bool shortcut_allowed(Oid relid) {
 // SELECT would lock it.
 bool lookup_in(Relation rel, Oid indexid, Oid eqproc, Datum key, int natts, Datum *values, bool *nulls) {
     Relation index = index_open(indexid, AccessShareLock);
+    // Compared with the index's collation, as the index is ordered.
     ScanKeyData scankey;
-    ScanKeyInit(&scankey, 1, BTEqualStrategyNumber, eqproc, key);
+    ScanKeyEntryInitialize(&scankey, 0, 1, BTEqualStrategyNumber, InvalidOid, index->rd_indcollation[0], eqproc,
+                           key);
     IndexScanDesc scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
     index_rescan(scan, &scankey, 1, nullptr, 0);
     TupleTableSlot *slot = table_slot_create(rel, nullptr);
@@ -131,14 +125,6 @@ bool lookup_in(Relation rel, Oid indexid, Oid eqproc, Datum key, int natts, Datu
     return found;
 }
 
-// lookup_in for a relation not yet open, locked as a SELECT would lock it.
-bool lookup_unique(Oid relid, Oid indexid, Oid eqproc, Datum key, int natts, Datum *values, bool *nulls) {
-    Relation rel = table_open(relid, AccessShareLock);
-    bool found = lookup_in(rel, indexid, eqproc, key, natts, values, nulls);
-    table_close(rel, NoLock);
-    return found;
-}
-
 void put_result(ReturnSetInfo *rsinfo, Datum *values, bool *nulls, bool cached);
 
 // What the cached read through the indexes found.
@@ -149,41 +135,33 @@ enum class CachedRead {
     NoShortcut,  // privileges or row-level security need the SQL plan
 };
 
-// The cached read through the indexes.
-CachedRead read_cached_directly(Oid nsp, Datum job_id, ReturnSetInfo *rsinfo) {
-    Oid matview = get_relname_relid("job_progress", nsp);
-    if (!OidIsValid(matview) || get_rel_relkind(matview) != RELKIND_MATVIEW)
+// The cached read through the indexes, on relations already open.
+CachedRead read_cached_from(Oid nsp, Relation matview, Relation jobs, Relation log, Datum job_id,
+                            ReturnSetInfo *rsinfo) {
+    if (matview->rd_rel->relkind != RELKIND_MATVIEW || !RelationIsPopulated(matview))
         return CachedRead::NoCache;
     Oid matview_index = get_relname_relid("job_progress_job_id_idx", nsp);
-    Oid jobs = get_relname_relid("jobs", nsp);
     Oid jobs_index = get_relname_relid("jobs_pkey", nsp);
-    Oid log = get_relname_relid("materialized_view_refresh_log", nsp);
     Oid log_index = get_relname_relid("materialized_view_refresh_log_pkey", nsp);
-    if (!OidIsValid(matview_index) || !OidIsValid(jobs_index) || !OidIsValid(log_index) ||
-        !shortcut_allowed(matview) || !shortcut_allowed(jobs) || !shortcut_allowed(log))
+    if (jobs == nullptr || log == nullptr || !OidIsValid(matview_index) || !OidIsValid(jobs_index) ||
+        !OidIsValid(log_index) || !shortcut_allowed(RelationGetRelid(matview)) ||
+        !shortcut_allowed(RelationGetRelid(jobs)) || !shortcut_allowed(RelationGetRelid(log)))
         return CachedRead::NoShortcut;
 
     Datum values[kResultColumns];
     bool nulls[kResultColumns];
-    Relation rel = table_open(matview, AccessShareLock);
-    bool populated = RelationIsPopulated(rel);
-    bool found =
-        populated && lookup_in(rel, matview_index, F_UUID_EQ, job_id, kProgressColumns, values, nulls);
-    table_close(rel, NoLock);
-    if (!populated)
-        return CachedRead::NoCache;
-    if (!found)
+    if (!lookup_in(matview, matview_index, F_UUID_EQ, job_id, kProgressColumns, values, nulls))
         return CachedRead::Miss;
     // Served from the cache only while the job still exists as it was: not deleted, not
     // deleted and created again (same created_at).
     Datum job[5];
     bool job_nulls[5];
-    if (!lookup_unique(jobs, jobs_index, F_UUID_EQ, job_id, 5, job, job_nulls) || job_nulls[4] || nulls[4] ||
+    if (!lookup_in(jobs, jobs_index, F_UUID_EQ, job_id, 5, job, job_nulls) || job_nulls[4] || nulls[4] ||
         DatumGetTimestampTz(job[4]) != DatumGetTimestampTz(values[4]))
         return CachedRead::Miss;
     Datum entry[2];
     bool entry_nulls[2];
-    if (lookup_unique(log, log_index, F_TEXTEQ, CStringGetTextDatum("job_progress"), 2, entry, entry_nulls)) {
+    if (lookup_in(log, log_index, F_TEXTEQ, CStringGetTextDatum("job_progress"), 2, entry, entry_nulls)) {
         values[15] = entry[1];
         nulls[15] = entry_nulls[1];
     } else {
@@ -192,6 +170,22 @@ CachedRead read_cached_directly(Oid nsp, Datum job_id, ReturnSetInfo *rsinfo) {
     }
     put_result(rsinfo, values, nulls, true);
     return CachedRead::Hit;
+}
+
+// The cached read through the indexes.
+CachedRead read_cached_directly(Oid nsp, Datum job_id, ReturnSetInfo *rsinfo) {
+    Relation matview = open_named(nsp, "job_progress");
+    if (matview == nullptr)
+        return CachedRead::NoCache;
+    Relation jobs = open_named(nsp, "jobs");
+    Relation log = open_named(nsp, "materialized_view_refresh_log");
+    CachedRead result = read_cached_from(nsp, matview, jobs, log, job_id, rsinfo);
+    if (log != nullptr)
+        relation_close(log, NoLock);
+    if (jobs != nullptr)
+        relation_close(jobs, NoLock);
+    relation_close(matview, NoLock);
+    return result;
 }
 
 // Adds status and data_source to the first 13 (and, cached, the 16th) columns and stores the row.
@@ -256,9 +250,7 @@ void job_status_rows(FunctionCallInfo fcinfo) {
 
 }  // namespace
 
-using s3scan::pg_call;
-
-S3SCAN_FUNCTION(s3scan_job_status) {
-    pg_call([&] { job_status_rows(fcinfo); });
+S3SCAN_SQL_FUNCTION(s3scan_job_status) {
+    job_status_rows(fcinfo);
     return (Datum) 0;
 }

@@ -2,11 +2,12 @@
 // refresh_history), the SQL function refresh_job_progress(), and the event triggers that record
 // a REFRESH MATERIALIZED VIEW job_progress typed by a person.
 //
-// Everything here calls PostgreSQL directly and keeps no C++ object with a destructor alive, so
-// PostgreSQL errors may pass through; the SQL entry points wrap it with pg_call.
+// Every statement here is qualified (OPERATOR(pg_catalog.x), pg_catalog.f) and runs under
+// search_path = pg_catalog, pg_temp, whoever calls: the SQL function pins it, the worker pins it for
+// its life, and the event triggers, which must not pin it (they resolve the person's view name as
+// the session does), pin it in C around their bookkeeping.
 #include "refresh.hpp"
 
-#include "pg_boundary.hpp"
 #include "settings.hpp"
 
 extern "C" {
@@ -111,7 +112,7 @@ static char *qualified(Oid nsp, const char *relname) {
 // Counts the rows of job_progress (jobs, objects) as of now. Inside SPI.
 static void count_cached_totals(Oid nsp, RefreshReport *report) {
     char *sql = psprintf(
-        "SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(total_objects), 0)::bigint "
+        "SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(total_objects), 0::numeric)::bigint "
         "FROM %s",
         qualified(nsp, "job_progress"));
     if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -176,8 +177,8 @@ static void write_refresh_history(Oid nsp, RefreshOrigin origin, const RefreshRe
     int limit = s3scan_history_limit;
     char *prune = limit == 0 ? psprintf("DELETE FROM %s", history)
                              : psprintf(
-                                   "DELETE FROM %s WHERE id < (SELECT id FROM %s ORDER BY id DESC "
-                                   "OFFSET %d LIMIT 1)",
+                                   "DELETE FROM %s WHERE id OPERATOR(pg_catalog.<) (SELECT id FROM %s "
+                                   "ORDER BY id DESC OFFSET %d LIMIT 1)",
                                    history, history, limit - 1);
     if (SPI_execute(prune, false, 0) != SPI_OK_DELETE)
         elog(ERROR, "could not prune the refresh history");
@@ -303,9 +304,9 @@ static Datum refresh_result_datum(FunctionCallInfo fcinfo, const RefreshReport *
 }
 
 // Whether this REFRESH command is of the job_progress of the schema the called function lives
-// in. The function runs with a pinned search_path, so an unqualified name cannot be looked up
-// as the person's session would: the name must match, and at the command's end the view must
-// be locked by this transaction as a REFRESH locks it.
+// in: its relation is resolved as the session resolves it (the event trigger functions do not pin
+// search_path, so this is the person's own search_path) and compared by OID. At the command's end
+// the view must also be locked by this transaction as a REFRESH locks it.
 static bool command_refreshes_job_progress(FunctionCallInfo fcinfo, bool at_end,
                                            RefreshMatViewStmt **stmt_out, Oid *matview_out) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
@@ -315,13 +316,8 @@ static bool command_refreshes_job_progress(FunctionCallInfo fcinfo, bool at_end,
     if (refresh_by_extension || trigdata->parsetree == NULL || !IsA(trigdata->parsetree, RefreshMatViewStmt))
         return false;
     RefreshMatViewStmt *stmt = (RefreshMatViewStmt *) trigdata->parsetree;
-    if (strcmp(stmt->relation->relname, "job_progress") != 0)
-        return false;
-    Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
-    if (stmt->relation->schemaname != NULL && get_namespace_oid(stmt->relation->schemaname, true) != nsp)
-        return false;
-    Oid matview = get_relname_relid("job_progress", nsp);
-    if (!OidIsValid(matview))
+    Oid matview = get_relname_relid("job_progress", get_func_namespace(fcinfo->flinfo->fn_oid));
+    if (!OidIsValid(matview) || RangeVarGetRelid(stmt->relation, NoLock, true) != matview)
         return false;
     if (at_end) {
         LOCKTAG tag;
@@ -334,58 +330,70 @@ static bool command_refreshes_job_progress(FunctionCallInfo fcinfo, bool at_end,
     return true;
 }
 
+// Pins search_path to pg_catalog, pg_temp until unpin_search_path(level) (or the end of the
+// (sub)transaction, if an error comes first).
+static int pin_search_path() {
+    int level = NewGUCNestLevel();
+    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                             true, 0, false);
+    return level;
+}
+
+static void unpin_search_path(int level) {
+    AtEOXact_GUC(true, level);
+}
+
 }  // namespace s3scan
 
 using namespace s3scan;
 
-S3SCAN_FUNCTION(s3scan_refresh_job_progress) {
-    return pg_call([&] {
-        Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
-        RefreshReport report;
-        refresh_job_progress_now(nsp, origin_of_current_session(), &report);
-        return refresh_result_datum(fcinfo, &report);
-    });
+S3SCAN_SQL_FUNCTION(s3scan_refresh_job_progress) {
+    Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+    RefreshReport report;
+    refresh_job_progress_now(nsp, origin_of_current_session(), &report);
+    return refresh_result_datum(fcinfo, &report);
 }
 
-S3SCAN_FUNCTION(s3scan_on_refresh_command_start) {
-    pg_call([&] {
-        RefreshMatViewStmt *stmt;
-        Oid matview;
-        if (command_refreshes_job_progress(fcinfo, false, &stmt, &matview)) {
-            // Take turns with the extension's refreshes: they skip while this one runs.
-            wait_for_refresh_lock(matview);
-            refresh_command_started_at = GetCurrentTimestamp();
-        }
-    });
+S3SCAN_SQL_FUNCTION(s3scan_on_refresh_command_start) {
+    RefreshMatViewStmt *stmt;
+    Oid matview;
+    // Only for someone the REFRESH will let through: a role that may not refresh the view gets
+    // the usual error from the command, and no one's refresh waits for it.
+    if (command_refreshes_job_progress(fcinfo, false, &stmt, &matview) &&
+        pg_class_ownercheck(matview, GetUserId())) {
+        // Take turns with the extension's refreshes: they skip while this one runs.
+        wait_for_refresh_lock(matview);
+        refresh_command_started_at = GetCurrentTimestamp();
+    }
     PG_RETURN_VOID();
 }
 
 // A REFRESH MATERIALIZED VIEW [CONCURRENTLY] job_progress [WITH NO DATA] typed by a person has
 // just run: bring the log and the history up to date, in the same transaction.
-S3SCAN_FUNCTION(s3scan_on_refresh_command_end) {
-    pg_call([&] {
-        RefreshMatViewStmt *stmt;
-        Oid matview;
-        if (!command_refreshes_job_progress(fcinfo, true, &stmt, &matview))
-            return;
-        Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
-        RefreshReport report;
-        memset(&report, 0, sizeof report);
-        TimestampTz now = GetCurrentTimestamp();
-        report.started_at = refresh_command_started_at != 0 ? refresh_command_started_at : now;
-        report.data_time = GetCurrentTransactionStartTimestamp();
-        report.duration_ms = elapsed_ms(report.started_at, now);
-        report.concurrent = stmt->concurrent;
-        report.outcome = RefreshOutcome::Refreshed;
-        refresh_command_started_at = 0;
-        if (SPI_connect() != SPI_OK_CONNECT)
-            elog(ERROR, "SPI_connect failed");
-        bool has_data = !stmt->skipData;
-        if (has_data)
-            count_cached_totals(nsp, &report);
-        write_refresh_log(nsp, &report, has_data);
-        write_refresh_history(nsp, RefreshOrigin::RefreshCommand, &report, has_data);
-        SPI_finish();
-    });
+S3SCAN_SQL_FUNCTION(s3scan_on_refresh_command_end) {
+    RefreshMatViewStmt *stmt;
+    Oid matview;
+    if (!command_refreshes_job_progress(fcinfo, true, &stmt, &matview))
+        PG_RETURN_VOID();
+    Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+    RefreshReport report;
+    memset(&report, 0, sizeof report);
+    TimestampTz now = GetCurrentTimestamp();
+    report.started_at = refresh_command_started_at != 0 ? refresh_command_started_at : now;
+    report.data_time = GetCurrentTransactionStartTimestamp();
+    report.duration_ms = elapsed_ms(report.started_at, now);
+    report.concurrent = stmt->concurrent;
+    report.outcome = RefreshOutcome::Refreshed;
+    refresh_command_started_at = 0;
+    int pinned = pin_search_path();
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    bool has_data = !stmt->skipData;
+    if (has_data)
+        count_cached_totals(nsp, &report);
+    write_refresh_log(nsp, &report, has_data);
+    write_refresh_history(nsp, RefreshOrigin::RefreshCommand, &report, has_data);
+    SPI_finish();
+    unpin_search_path(pinned);
     PG_RETURN_VOID();
 }

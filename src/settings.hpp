@@ -1,8 +1,16 @@
-// The extension's settings (GUCs), defined in module.cpp.
+// The extension's settings (GUCs), defined in s3scan_jobs.cpp.
 #pragma once
 
 extern "C" {
-extern int s3scan_refresh_interval_s;  // s3scan_jobs.refresh_interval, seconds; 0 = off
-extern char *s3scan_databases;         // s3scan_jobs.database, comma-separated
-extern int s3scan_history_limit;       // s3scan_jobs.history_limit, rows
+extern double s3scan_refresh_interval;   // s3scan_jobs.refresh_interval, seconds; 0 = off
+extern char *s3scan_databases;           // s3scan_jobs.database, comma-separated
+extern int s3scan_history_limit;         // s3scan_jobs.history_limit, rows
+extern int s3scan_worker_memory_limit;   // s3scan_jobs.worker_memory_limit, kB; 0 = no limit
 }
+
+namespace s3scan {
+
+// The refresh interval in milliseconds (0: refreshing is off).
+long refresh_interval_ms();
+
+}  // namespace s3scan

@@ -1,9 +1,9 @@
 // The BEFORE UPDATE trigger that keeps jobs.updated_at and job_objects.updated_at current.
 // Written in C so the scanner workers' per-object UPDATE pays no PL/pgSQL call per row.
-#include "pg_boundary.hpp"
+#include "pg.hpp"
 
 // Sets NEW.updated_at to the transaction's start time, as "NEW.updated_at = now()" would.
-static Datum touch_updated_at(FunctionCallInfo fcinfo) {
+S3SCAN_SQL_FUNCTION(s3scan_touch_updated_at) {
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("touch_updated_at() can only be called as a trigger")));
@@ -26,8 +26,4 @@ static Datum touch_updated_at(FunctionCallInfo fcinfo) {
     HeapTuple updated =
         heap_modify_tuple_by_cols(trigdata->tg_newtuple, tupdesc, 1, &attnum, &value, &isnull);
     return PointerGetDatum(updated);
-}
-
-S3SCAN_FUNCTION(s3scan_touch_updated_at) {
-    return s3scan::pg_call([&] { return touch_updated_at(fcinfo); });
 }

@@ -1,4 +1,5 @@
-// The launcher and the per-database refresh workers (background workers).
+// The background workers: the launcher (one per server, when preloaded) and the refresh worker
+// (one per database served); their registration and entry points.
 #pragma once
 
 #include "pg.hpp"
@@ -9,14 +10,11 @@ extern "C" {
 
 namespace s3scan {
 
+// Fills a background worker registration of this library.
+void fill_worker(BackgroundWorker *worker, const char *function, const char *name, const char *type);
+
 // Registers the launcher at server start (shared_preload_libraries).
 void register_launcher();
-
-// Starts a refresh worker for the database of slot_index as a dynamic background worker.
-// notify_pid gets the postmaster's start/stop signals. Returns false when no background worker
-// slot is free; the handle is allocated in the current memory context.
-bool start_refresh_worker(int slot_index, bool started_by_sql, pid_t notify_pid,
-                          BackgroundWorkerHandle **handle);
 
 }  // namespace s3scan
 

@@ -1,22 +1,19 @@
 // The SQL functions around the refresh workers: refresh_worker_start(), refresh_worker_stop()
-// and the rows of the refresh_worker_status view.
-#include "pg_boundary.hpp"
+// and the rows of the refresh_worker_status view. They follow the slot protocol of
+// worker_slots.hpp.
 #include "worker.hpp"
-#include "worker_shmem.hpp"
+#include "worker_slots.hpp"
 
 extern "C" {
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
-#include "storage/latch.h"
 }
-
-#include <csignal>
 
 namespace {
 
 using namespace s3scan;
 
-constexpr long kStartWaitMs = 30 * 1000;
+constexpr long kStopWaitMs = 30 * 1000;
 
 int slot_of_database(WorkerShmem *mem, Oid dboid) {
     for (int i = 0; i < kMaxWorkerSlots; i++)
@@ -25,55 +22,19 @@ int slot_of_database(WorkerShmem *mem, Oid dboid) {
     return -1;
 }
 
-// Waits until the worker of slot i has a pid (it started) or the wait times out.
-pid_t wait_for_worker_pid(WorkerShmem *mem, int i) {
-    for (long waited = 0; waited < kStartWaitMs; waited += 20) {
-        LWLockAcquire(&mem->lock, LW_SHARED);
-        pid_t pid = mem->slots[i].pid;
-        LWLockRelease(&mem->lock);
-        if (pid != 0)
-            return pid;
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-    }
-    ereport(ERROR,
-            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-             errmsg("the refresh worker for database \"%s\" did not start", get_database_name(MyDatabaseId)),
-             errhint("Look in the server log for why.")));
-    return 0;
-}
-
 int32 start_worker_for_this_database() {
-    WorkerShmem *mem = worker_shmem();
+    WorkerShmem *mem = worker_slots();
     char *dbname = get_database_name(MyDatabaseId);
 
     LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
     int i = slot_of_database(mem, MyDatabaseId);
-    bool existing = i >= 0;
-    bool launcher_owned = existing && !mem->slots[i].started_by_sql;
-    pid_t pid = existing ? mem->slots[i].pid : 0;
-    bool need_start = false;
-    if (existing) {
+    bool created = i < 0;
+    if (created)
+        i = take_free_slot(mem, MyDatabaseId, dbname, true);
+    pid_t pid = 0;
+    if (i >= 0) {
         mem->slots[i].stop_requested = false;  // undoes refresh_worker_stop()
-        // A worker started from SQL that exited is started again here; the launcher restarts its own.
-        need_start = pid == 0 && !launcher_owned && mem->slots[i].state != WorkerState::Starting;
-    } else {
-        i = -1;
-        for (int k = 0; k < kMaxWorkerSlots && i < 0; k++)
-            if (!mem->slots[k].in_use)
-                i = k;
-        if (i >= 0) {
-            memset(&mem->slots[i], 0, sizeof mem->slots[i]);
-            mem->slots[i].in_use = true;
-            mem->slots[i].started_by_sql = true;
-            mem->slots[i].dboid = MyDatabaseId;
-            snprintf(mem->slots[i].dbname, NAMEDATALEN, "%s", dbname);
-            need_start = true;
-        }
-    }
-    if (need_start) {
-        mem->slots[i].state = WorkerState::Starting;
+        pid = mem->slots[i].pid;
     }
     LWLockRelease(&mem->lock);
 
@@ -82,67 +43,74 @@ int32 start_worker_for_this_database() {
                         errmsg("could not start a refresh worker: all %d s3scan_jobs worker slots are in use",
                                kMaxWorkerSlots)));
     if (pid != 0) {
-        ereport(NOTICE,
-                (errmsg("a refresh worker already serves database \"%s\" (pid %d)", dbname, (int) pid)));
+        ereport(NOTICE, (errmsg("a refresh worker already serves database \"%s\" (pid %d)", dbname, (int) pid)));
         return pid;
     }
-    if (need_start) {
-        BackgroundWorkerHandle *handle;
-        if (!start_refresh_worker(i, true, MyProcPid, &handle)) {
+    // Two starts at once may each register a worker: the slot lets one of them serve.
+    BackgroundWorkerHandle *handle;
+    if (!start_refresh_worker(i, MyProcPid, &handle)) {
+        if (created) {
             LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
-            mem->slots[i].state = WorkerState::NoWorkerSlot;
-            if (!existing)
-                mem->slots[i].in_use = false;
+            mem->slots[i].in_use = false;
             LWLockRelease(&mem->lock);
-            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-                            errmsg("could not start a refresh worker for database \"%s\": no background "
-                                   "worker slot is free",
-                                   dbname),
-                            errhint("Raise max_worker_processes (now %d), or stop another background worker.",
-                                    max_worker_processes)));
         }
-        pid_t started;
-        BgwHandleStatus status = WaitForBackgroundWorkerStartup(handle, &started);
-        if (status == BGWH_POSTMASTER_DIED)
-            ereport(ERROR, (errcode(ERRCODE_ADMIN_SHUTDOWN), errmsg("the postmaster died")));
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+                        errmsg("could not start a refresh worker for database \"%s\": no background worker slot "
+                               "is free",
+                               dbname),
+                        errhint("Raise max_worker_processes (now %d), or stop another background worker.",
+                                max_worker_processes)));
     }
-    return wait_for_worker_pid(mem, i);
+    pid = wait_for_claim(i, handle);
+    pfree(handle);
+    if (pid != 0)
+        return pid;
+
+    LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
+    bool stopped = mem->slots[i].stop_requested;
+    bool held = slot_held(&mem->slots[i]);
+    if (mem->slots[i].pid == 0)
+        mem->slots[i].state = WorkerState::Stopped;
+    LWLockRelease(&mem->lock);
+    if (stopped)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("the refresh worker for database \"%s\" was stopped while it started", dbname),
+                        errdetail("refresh_worker_stop() was called meanwhile.")));
+    if (held)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("the refresh worker for database \"%s\" cannot start now", dbname),
+                        errdetail("A DROP, RENAME or copy of the database is in progress.")));
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("the refresh worker for database \"%s\" exited before it started", dbname),
+                    errhint("Look in the server log for why.")));
+    return 0;
 }
 
 bool stop_worker_of_this_database() {
-    WorkerShmem *mem = worker_shmem();
+    WorkerShmem *mem = worker_slots();
     LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
     int i = slot_of_database(mem, MyDatabaseId);
-    pid_t pid = 0;
-    if (i >= 0) {
-        mem->slots[i].stop_requested = true;  // the launcher does not restart it
-        pid = mem->slots[i].pid;
-    }
+    if (i >= 0)
+        mem->slots[i].stop_requested = true;  // no worker claims it, the launcher starts none
     LWLockRelease(&mem->lock);
-    if (pid == 0)
+    if (i < 0)
         return false;
-    kill(pid, SIGTERM);
     // Wait until it is gone, so that a start right after finds no worker.
-    for (long waited = 0; waited < kStartWaitMs; waited += 20) {
-        LWLockAcquire(&mem->lock, LW_SHARED);
-        bool gone = mem->slots[i].pid != pid;
-        LWLockRelease(&mem->lock);
-        if (gone)
-            return true;
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-    }
-    return true;
+    pid_t stopped = stop_slot_worker(i, kStopWaitMs);
+    LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
+    if (mem->slots[i].pid == 0)
+        mem->slots[i].state = WorkerState::Stopped;
+    LWLockRelease(&mem->lock);
+    return stopped != 0;
 }
 
 void status_rows(FunctionCallInfo fcinfo) {
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    WorkerShmem *mem = worker_shmem();
-    static WorkerSlot copy[kMaxWorkerSlots];
+    WorkerShmem *mem = worker_slots();
+    WorkerSlot *copy = (WorkerSlot *) palloc(sizeof mem->slots);
     LWLockAcquire(&mem->lock, LW_SHARED);
-    memcpy(copy, mem->slots, sizeof copy);
+    memcpy(copy, mem->slots, sizeof mem->slots);
     LWLockRelease(&mem->lock);
 
     for (int i = 0; i < kMaxWorkerSlots; i++) {
@@ -175,15 +143,15 @@ void status_rows(FunctionCallInfo fcinfo) {
 
 }  // namespace
 
-S3SCAN_FUNCTION(s3scan_refresh_worker_start) {
-    return Int32GetDatum(pg_call([&] { return start_worker_for_this_database(); }));
+S3SCAN_SQL_FUNCTION(s3scan_refresh_worker_start) {
+    PG_RETURN_INT32(start_worker_for_this_database());
 }
 
-S3SCAN_FUNCTION(s3scan_refresh_worker_stop) {
-    return BoolGetDatum(pg_call([&] { return stop_worker_of_this_database(); }));
+S3SCAN_SQL_FUNCTION(s3scan_refresh_worker_stop) {
+    PG_RETURN_BOOL(stop_worker_of_this_database());
 }
 
-S3SCAN_FUNCTION(s3scan_refresh_worker_status) {
-    pg_call([&] { status_rows(fcinfo); });
+S3SCAN_SQL_FUNCTION(s3scan_refresh_worker_status) {
+    status_rows(fcinfo);
     return (Datum) 0;
 }

@@ -1,0 +1,276 @@
+// The refresh worker: one per database served, started by the launcher (preloaded) or by
+// refresh_worker_start(). It refreshes job_progress every s3scan_jobs.refresh_interval through
+// refresh_job_progress_now(), the same code as refresh_job_progress().
+//
+// Its loop follows PostgreSQL's worker_spi: wait on the latch, reset it, check for interrupts,
+// reload the configuration when asked, and refresh when due; one transaction, one snapshot and one
+// memory context per pass, so that between passes it holds no lock and no snapshot. SIGTERM is
+// die(); SIGINT cancels a refresh in progress and nothing else. Every statement it runs sees
+// search_path = pg_catalog, pg_temp, whatever ALTER DATABASE or ALTER ROLE set. When its memory
+// grows past s3scan_jobs.worker_memory_limit (PostgreSQL's caches grow with every REFRESH
+// CONCURRENTLY), it hands its slot to a fresh process and exits.
+#include "refresh.hpp"
+#include "settings.hpp"
+#include "worker.hpp"
+#include "worker_slots.hpp"
+
+extern "C" {
+#include "pgstat.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/timeout.h"
+}
+
+namespace s3scan {
+
+namespace {
+
+constexpr long kExtensionPollMs = 5000;  // a worker without the extension looks this often
+constexpr int kMaxBackoffIntervals = 4;  // failed refreshes are retried at most this late
+
+int my_slot = -1;
+
+// Runs as the worker exits (also on FATAL): the slot no longer has a running worker.
+void release_slot(int code, Datum arg) {
+    WorkerShmem *mem = worker_slots();
+    LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
+    WorkerSlot *slot = &mem->slots[DatumGetInt32(arg)];
+    if (slot->pid == MyProcPid) {
+        slot->pid = 0;
+        slot->state = WorkerState::Stopped;
+        slot->next_refresh_due = 0;
+    }
+    LWLockRelease(&mem->lock);
+}
+
+// Claims the slot (worker_slots.hpp): false when another worker serves the database, a stop was
+// requested, or a command on the database holds it.
+bool claim_slot(Oid *dboid) {
+    WorkerShmem *mem = worker_slots();
+    LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
+    WorkerSlot *slot = &mem->slots[my_slot];
+    bool mine = slot->in_use && slot->pid == 0 && !slot->stop_requested && !slot_held(slot);
+    if (mine) {
+        slot->pid = MyProcPid;
+        slot->state = WorkerState::Idle;
+        *dboid = slot->dboid;
+    }
+    LWLockRelease(&mem->lock);
+    return mine;
+}
+
+void publish(WorkerState state, TimestampTz next_due) {
+    WorkerShmem *mem = worker_slots();
+    LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
+    mem->slots[my_slot].state = state;
+    mem->slots[my_slot].next_refresh_due = next_due;
+    LWLockRelease(&mem->lock);
+}
+
+void publish_report(const RefreshReport *report, int failures) {
+    WorkerShmem *mem = worker_slots();
+    LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
+    WorkerSlot *slot = &mem->slots[my_slot];
+    slot->last_refresh_start = report->started_at;
+    slot->last_refresh_duration_ms = report->duration_ms;
+    strlcpy(slot->last_refresh_outcome, outcome_name(report->outcome), sizeof slot->last_refresh_outcome);
+    if (report->outcome == RefreshOutcome::Failed)
+        strlcpy(slot->last_error, report->error, sizeof slot->last_error);
+    slot->consecutive_failures = failures;
+    LWLockRelease(&mem->lock);
+}
+
+// What one pass found.
+enum class PassResult { Done, NoExtension };
+
+// One pass: one transaction, one snapshot. A refresh error is caught and recorded by the
+// refresh itself; any other error (a cancel, a timeout) is caught here, logged, and counted as a
+// failed refresh.
+PassResult run_pass(int *failures, MemoryContext pass_context) {
+    volatile PassResult result = PassResult::Done;
+    RefreshReport report;
+    memset(&report, 0, sizeof report);
+
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, "s3scan_jobs: looking for the extension");
+    PG_TRY();
+    {
+        Oid nsp = IsBinaryUpgrade || RecoveryInProgress() ? InvalidOid : installed_extension_namespace();
+        if (!OidIsValid(nsp)) {
+            result = PassResult::NoExtension;
+        } else {
+            publish(WorkerState::Refreshing, 0);
+            pgstat_report_activity(STATE_RUNNING, "s3scan_jobs: refreshing job_progress");
+            // statement_timeout bounds a refresh as it would a client's statement.
+            if (StatementTimeout > 0)
+                enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+            refresh_job_progress_now(nsp, RefreshOrigin::Worker, &report);
+            disable_timeout(STATEMENT_TIMEOUT, false);
+        }
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+    }
+    PG_CATCH();
+    {
+        HOLD_INTERRUPTS();
+        disable_timeout(STATEMENT_TIMEOUT, false);
+        MemoryContextSwitchTo(pass_context);
+        ErrorData *edata = CopyErrorData();
+        EmitErrorReport();
+        AbortCurrentTransaction();
+        FlushErrorState();
+        // A cancel cancels this refresh, not the next one.
+        QueryCancelPending = false;
+        RESUME_INTERRUPTS();
+        report.outcome = RefreshOutcome::Failed;
+        report.started_at = report.started_at ? report.started_at : GetCurrentTimestamp();
+        strlcpy(report.error, edata->message ? edata->message : "unknown error", sizeof report.error);
+    }
+    PG_END_TRY();
+    pgstat_report_stat(false);
+
+    if (result == PassResult::Done) {
+        if (report.outcome == RefreshOutcome::Failed)
+            (*failures)++;
+        else if (report.outcome == RefreshOutcome::Refreshed)
+            *failures = 0;
+        publish_report(&report, *failures);
+    }
+    return result;
+}
+
+// When the next pass is due, counted from the end of the last one: the interval, doubled per
+// consecutive failure up to kMaxBackoffIntervals intervals; without the extension, a poll at
+// most every kExtensionPollMs. 0 when refreshing is off.
+TimestampTz next_pass_due(TimestampTz last_pass_end, long interval_ms, int failures, bool no_extension) {
+    if (interval_ms == 0)
+        return 0;
+    if (last_pass_end == 0)
+        return GetCurrentTimestamp();  // right after start
+    long delay = interval_ms;
+    if (no_extension)
+        delay = Min(interval_ms, kExtensionPollMs);
+    else
+        for (int i = 1; i < failures && delay < kMaxBackoffIntervals * interval_ms; i++)
+            delay *= 2;
+    return TimestampTzPlusMilliseconds(last_pass_end, delay);
+}
+
+// The memory of this process, all contexts.
+Size memory_in_use() {
+    return MemoryContextMemAllocated(TopMemoryContext, true);
+}
+
+// Hands the slot to a fresh worker process when this one grew past the memory limit: the slot
+// is released and a successor registered before this process exits, so that the database is
+// served again within moments. Keeps going when no background worker slot is free.
+void recycle_if_grown(long passes) {
+    if (s3scan_worker_memory_limit <= 0)
+        return;
+    Size used = memory_in_use();
+    if (used <= (Size) s3scan_worker_memory_limit * 1024)
+        return;
+    WorkerShmem *mem = worker_slots();
+    LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
+    WorkerSlot *slot = &mem->slots[my_slot];
+    char dbname[NAMEDATALEN];
+    memcpy(dbname, slot->dbname, NAMEDATALEN);
+    slot->pid = 0;
+    LWLockRelease(&mem->lock);
+    if (!start_refresh_worker(my_slot, 0, nullptr)) {
+        LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
+        if (slot->pid == 0)
+            slot->pid = MyProcPid;
+        LWLockRelease(&mem->lock);
+        return;
+    }
+    ereport(LOG, (errmsg("refresh worker for database \"%s\" recycled after %ld refreshes: %zu kB of memory",
+                         dbname, passes, used / 1024),
+                  errdetail("s3scan_jobs.worker_memory_limit is %d kB; a fresh worker takes over.",
+                            s3scan_worker_memory_limit)));
+    proc_exit(0);
+}
+
+const char *activity_for(WorkerState state) {
+    switch (state) {
+        case WorkerState::Disabled:
+            return "s3scan_jobs: refreshing is off (refresh_interval = 0)";
+        case WorkerState::WaitingForExtension:
+            return "s3scan_jobs: waiting for CREATE EXTENSION s3scan_jobs";
+        default:
+            return "s3scan_jobs: waiting for the next refresh of job_progress";
+    }
+}
+
+}  // namespace
+
+}  // namespace s3scan
+
+using namespace s3scan;
+
+void s3scan_refresh_worker_main(Datum arg) {
+    my_slot = DatumGetInt32(arg);
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    pqsignal(SIGINT, StatementCancelHandler);
+    BackgroundWorkerUnblockSignals();
+
+    // At most one worker per database, however it was started.
+    Oid dboid;
+    if (!claim_slot(&dboid))
+        proc_exit(0);
+    before_shmem_exit(release_slot, Int32GetDatum(my_slot));
+
+    BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+    // Whatever the database's or the role's settings say: nothing it runs resolves a name through
+    // a schema another role can write to. PGC_S_OVERRIDE also outlives configuration reloads.
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
+    MemoryContext pass_context =
+        AllocSetContextCreate(TopMemoryContext, "s3scan_jobs refresh pass", ALLOCSET_DEFAULT_SIZES);
+    int failures = 0;
+    long passes = 0;
+    bool no_extension = false;
+    TimestampTz last_pass_end = 0;
+    TimestampTz next_due = next_pass_due(0, refresh_interval_ms(), 0, false);
+
+    for (;;) {
+        long timeout_ms = next_due == 0 ? -1 : Max((long) ((next_due - GetCurrentTimestamp()) / 1000), 0L);
+        int events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout_ms >= 0 ? WL_TIMEOUT : 0);
+        (void) WaitLatch(MyLatch, events, timeout_ms, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+
+        // A cancel that arrives between refreshes has nothing to cancel.
+        QueryCancelPending = false;
+        CHECK_FOR_INTERRUPTS();
+
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+            // A new interval applies at once, counted from the last pass.
+            next_due = next_pass_due(last_pass_end, refresh_interval_ms(), failures, no_extension);
+        }
+
+        if (next_due != 0 && GetCurrentTimestamp() >= next_due) {
+            MemoryContextReset(pass_context);
+            MemoryContext old = MemoryContextSwitchTo(pass_context);
+            no_extension = run_pass(&failures, pass_context) == PassResult::NoExtension;
+            MemoryContextSwitchTo(old);
+            passes++;
+            last_pass_end = GetCurrentTimestamp();
+            next_due = next_pass_due(last_pass_end, refresh_interval_ms(), failures, no_extension);
+            recycle_if_grown(passes);
+        }
+
+        WorkerState state = next_due == 0     ? WorkerState::Disabled
+                            : no_extension    ? WorkerState::WaitingForExtension
+                                              : WorkerState::Idle;
+        publish(state, state == WorkerState::Idle ? next_due : 0);
+        pgstat_report_activity(STATE_IDLE, activity_for(state));
+    }
+}
