@@ -51,6 +51,11 @@ CREATE TABLE @extschema@.findings (
     CONSTRAINT findings_dedup_key UNIQUE NULLS NOT DISTINCT (bucket, key, etag, detector, byte_offset)
 );
 CREATE INDEX findings_job_id_idx ON @extschema@.findings (job_id);
+-- The API lists findings newest first (or oldest first) without a job filter.
+CREATE INDEX findings_created_at_idx ON @extschema@.findings (created_at);
+-- The scanner system's own indexes on jobs, kept for the reads that use them.
+CREATE INDEX jobs_created_at_idx ON @extschema@.jobs (created_at);
+CREATE INDEX jobs_execution_arn_idx ON @extschema@.jobs (execution_arn) WHERE execution_arn IS NOT NULL;
 
 -- updated_at kept current on every UPDATE, by a C trigger (same effect as the clients'
 -- plpgsql "NEW.updated_at = now()" trigger, without a PL call per row). It does not pin
@@ -98,6 +103,8 @@ CREATE TABLE @extschema@.refresh_history (
 -- columns, job_status(real_time => true) reads it for one job. Objects and findings are
 -- aggregated separately before the join, so a job's rows are never multiplied; a filter on
 -- job_id is pushed into both aggregates, so a per-job read touches only that job's rows.
+-- last_object_update (when an object of the job last changed: the stall signal of a dashboard)
+-- comes last, so that positional readers of the other columns keep working.
 -- security_invoker: whoever reads it needs SELECT on the tables (and their row-level security
 -- applies), which is what job_status's real-time answer relies on.
 CREATE VIEW @extschema@.job_progress_live WITH (security_invoker = true) AS
@@ -117,14 +124,16 @@ SELECT j.job_id,
             ELSE ((o.succeeded_count OPERATOR(pg_catalog.+) o.failed_count)::numeric
                   OPERATOR(pg_catalog.*) 100.0::numeric)
                  OPERATOR(pg_catalog./) o.total_objects::numeric
-       END AS progress_percent
+       END AS progress_percent,
+       o.last_object_update
 FROM @extschema@.jobs j
 LEFT JOIN (SELECT jo.job_id,
                   pg_catalog.count(*) AS total_objects,
                   pg_catalog.count(*) FILTER (WHERE jo.status OPERATOR(pg_catalog.=) 'queued'::text) AS queued_count,
                   pg_catalog.count(*) FILTER (WHERE jo.status OPERATOR(pg_catalog.=) 'processing'::text) AS processing_count,
                   pg_catalog.count(*) FILTER (WHERE jo.status OPERATOR(pg_catalog.=) 'succeeded'::text) AS succeeded_count,
-                  pg_catalog.count(*) FILTER (WHERE jo.status OPERATOR(pg_catalog.=) 'failed'::text) AS failed_count
+                  pg_catalog.count(*) FILTER (WHERE jo.status OPERATOR(pg_catalog.=) 'failed'::text) AS failed_count,
+                  pg_catalog.max(jo.updated_at) AS last_object_update
            FROM @extschema@.job_objects jo
            GROUP BY jo.job_id) o ON o.job_id OPERATOR(pg_catalog.=) j.job_id
 LEFT JOIN (SELECT fi.job_id, pg_catalog.count(*) AS total_findings
@@ -146,11 +155,31 @@ FROM @extschema@.job_progress_live;
 CREATE MATERIALIZED VIEW @extschema@.job_progress AS
 SELECT * FROM @extschema@.job_progress_live;
 CREATE UNIQUE INDEX job_progress_job_id_idx ON @extschema@.job_progress (job_id);
+-- The dashboard's newest-first list of jobs.
+CREATE INDEX job_progress_created_at_idx ON @extschema@.job_progress (created_at DESC);
 
+-- Jobs not finished, newest first, as the scanner system counts them: progress below 100,
+-- including jobs whose objects are still being listed (none yet).
 CREATE VIEW @extschema@.active_jobs_progress AS
 SELECT * FROM @extschema@.job_progress
-WHERE (queued_count OPERATOR(pg_catalog.+) processing_count) OPERATOR(pg_catalog.>) 0::bigint
+WHERE progress_percent OPERATOR(pg_catalog.<) 100::numeric
 ORDER BY created_at DESC;
+
+-- The dashboard's one-row summary of every job, with the scanner system's columns.
+CREATE VIEW @extschema@.job_statistics AS
+SELECT pg_catalog.count(*) AS total_jobs,
+       pg_catalog.count(*) FILTER (WHERE p.progress_percent OPERATOR(pg_catalog.=) 100::numeric) AS completed_jobs,
+       pg_catalog.count(*) FILTER (WHERE p.progress_percent OPERATOR(pg_catalog.>) 0::numeric
+                                     AND p.progress_percent OPERATOR(pg_catalog.<) 100::numeric) AS in_progress_jobs,
+       pg_catalog.count(*) FILTER (WHERE p.progress_percent OPERATOR(pg_catalog.=) 0::numeric) AS pending_jobs,
+       pg_catalog.sum(p.total_objects) AS total_objects_all_jobs,
+       pg_catalog.sum(p.succeeded_count) AS total_objects_processed,
+       pg_catalog.sum(p.total_findings) AS total_findings_all_jobs,
+       pg_catalog.avg(p.progress_percent) AS avg_progress,
+       pg_catalog.max(p.created_at) AS most_recent_job,
+       pg_catalog.min(p.created_at) FILTER (WHERE p.progress_percent OPERATOR(pg_catalog.<) 100::numeric)
+           AS oldest_active_job
+FROM @extschema@.job_progress p;
 
 -- The cache was just populated: say so in the log.
 INSERT INTO @extschema@.materialized_view_refresh_log
