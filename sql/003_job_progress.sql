@@ -29,24 +29,27 @@ INSERT INTO jobs (job_id, bucket, prefix, execution_arn, created_at, updated_at)
  ('d0000000-0000-4000-8000-000000000003', 'my-bucket',    'done/',  'arn:exec:done',  '2024-02-03 10:00:00+00', '2024-02-03 10:00:00+00'),
  ('d0000000-0000-4000-8000-000000000004', 'other-bucket', '',       NULL,             '2024-02-04 10:00:00+00', '2024-02-04 10:00:00+00');
 -- job 2: 2 queued, 1 processing, 3 succeeded, 1 failed; 4 findings
-INSERT INTO job_objects (job_id, bucket, key, etag, status)
+INSERT INTO job_objects (job_id, bucket, key, etag, status, updated_at)
 SELECT 'd0000000-0000-4000-8000-000000000002', 'my-bucket', 'mixed/' || g, 'e' || g,
-       (ARRAY['queued','queued','processing','succeeded','succeeded','succeeded','failed'])[g]
+       (ARRAY['queued','queued','processing','succeeded','succeeded','succeeded','failed'])[g],
+       '2024-02-02 11:00:00+00'::timestamptz + g * interval '1 min'
 FROM generate_series(1, 7) g;
 INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
 SELECT 'd0000000-0000-4000-8000-000000000002', 'my-bucket', 'mixed/4', 'e4', 'email', 'x***@y.z', g
 FROM generate_series(1, 4) g;
 -- job 3: 2 succeeded, 1 failed, 2 findings
-INSERT INTO job_objects (job_id, bucket, key, etag, status)
+INSERT INTO job_objects (job_id, bucket, key, etag, status, updated_at)
 SELECT 'd0000000-0000-4000-8000-000000000003', 'my-bucket', 'done/' || g, 'e' || g,
-       CASE WHEN g <= 2 THEN 'succeeded' ELSE 'failed' END
+       CASE WHEN g <= 2 THEN 'succeeded' ELSE 'failed' END,
+       '2024-02-03 11:00:00+00'::timestamptz + g * interval '1 min'
 FROM generate_series(1, 3) g;
 INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
 SELECT 'd0000000-0000-4000-8000-000000000003', 'my-bucket', 'done/1', 'e1', 'ssn', '***', g
 FROM generate_series(1, 2) g;
 -- job 4: 5 queued
-INSERT INTO job_objects (job_id, bucket, key, etag, status)
-SELECT 'd0000000-0000-4000-8000-000000000004', 'other-bucket', 'k' || g, 'e' || g, 'queued'
+INSERT INTO job_objects (job_id, bucket, key, etag, status, updated_at)
+SELECT 'd0000000-0000-4000-8000-000000000004', 'other-bucket', 'k' || g, 'e' || g, 'queued',
+       '2024-02-04 11:00:00+00'::timestamptz + g * interval '1 min'
 FROM generate_series(1, 5) g;
 
 -- It is a cache: nothing shows until a refresh.
@@ -81,9 +84,16 @@ SELECT origin, outcome, mode, total_jobs, total_objects, error,
        duration_ms >= 0 AS has_duration, started_at >= now() - interval '1 min' AS fresh
 FROM refresh_history WHERE id > :hist0 ORDER BY id;
 
--- active_jobs_progress: the rows still in progress, newest first
+-- active_jobs_progress: the jobs not finished (progress below 100), newest first, including
+-- a job whose objects are still being listed (none yet), as the scanner system counts them
 SELECT job_id, bucket, queued_count, processing_count, progress_percent
 FROM active_jobs_progress;
+
+-- last_object_update: when an object of the job last changed (null: no objects)
+SELECT job_id, last_object_update FROM job_progress ORDER BY job_id;
+
+-- job_statistics: the dashboard's one-row summary, the scanner system's columns
+SELECT * FROM job_statistics;
 
 -- The design note's job_progress example queries, unchanged.
 SELECT 

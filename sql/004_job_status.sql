@@ -181,8 +181,10 @@ SELECT j.job_id, pg_temp.same_answer(j.job_id) AS same_answer FROM jobs j ORDER 
 -- Fallback: job_progress missing altogether (dropped by hand): real time,
 -- no error.
 ALTER EXTENSION s3scan_jobs DROP VIEW active_jobs_progress;
+ALTER EXTENSION s3scan_jobs DROP VIEW job_statistics;
 ALTER EXTENSION s3scan_jobs DROP MATERIALIZED VIEW job_progress;
 DROP VIEW active_jobs_progress;
+DROP VIEW job_statistics;
 DROP MATERIALIZED VIEW job_progress;
 SELECT job_id, total_objects, queued_count, processing_count, succeeded_count, failed_count,
        total_findings, progress_percent, status, data_source, cache_timestamp
