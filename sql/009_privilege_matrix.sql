@@ -10,6 +10,13 @@ CREATE EXTENSION s3scan_jobs;
 INSERT INTO jobs (job_id, bucket) VALUES ('12000000-0000-4000-8000-000000000001', 'b');
 INSERT INTO job_objects (job_id, bucket, key, etag) VALUES ('12000000-0000-4000-8000-000000000001', 'b', 'k', 'e');
 SELECT outcome FROM refresh_job_progress();
+-- what the matrix must leave as it found it: this database's worker (started at server start by
+-- the preloaded library, test/regress.conf), the tables, the log and the history
+SELECT pid AS worker_pid_before FROM refresh_worker_status WHERE database = current_database() \gset
+SELECT (SELECT count(*) FROM jobs) AS jobs_before, (SELECT count(*) FROM job_objects) AS objects_before,
+       (SELECT count(*) FROM findings) AS findings_before,
+       (SELECT max(id) FROM refresh_history) AS history_before,
+       (SELECT last_refreshed_at FROM materialized_view_refresh_log) AS log_before \gset
 
 CREATE ROLE regress_m_super SUPERUSER;
 CREATE ROLE regress_m_app;
@@ -17,6 +24,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON jobs, job_objects, findings TO regress_m
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO regress_m_app;
 GRANT SELECT ON job_summary, job_progress, job_progress_live, active_jobs_progress,
                 materialized_view_refresh_log TO regress_m_app;
+GRANT EXECUTE ON FUNCTION job_status(uuid, boolean) TO regress_m_app;
 CREATE ROLE regress_m_readonly;
 GRANT SELECT ON jobs, job_objects, findings, job_summary, job_progress, job_progress_live,
                 active_jobs_progress, materialized_view_refresh_log, refresh_history TO regress_m_readonly;
@@ -50,8 +58,10 @@ INSERT INTO actions (what, q) VALUES
     ('refresh_job_progress()',      'SELECT refresh_job_progress()'),
     ('REFRESH job_progress',        'REFRESH MATERIALIZED VIEW job_progress'),
     ('REFRESH CONCURRENTLY',        'REFRESH MATERIALIZED VIEW CONCURRENTLY job_progress'),
-    ('refresh_worker_stop()',       'SELECT refresh_worker_stop()'),
-    ('refresh_worker_start()',      'SELECT refresh_worker_start()'),
+    -- (no worker is stopped or started: the call is planned and its EXECUTE privilege checked,
+    --  as for every call, but WHERE false never runs it)
+    ('refresh_worker_stop()',       'SELECT refresh_worker_stop() WHERE false'),
+    ('refresh_worker_start()',      'SELECT refresh_worker_start() WHERE false'),
     ('refresh_worker_status',       'SELECT * FROM refresh_worker_status'),
     ('refresh_worker_status_all()', 'SELECT * FROM refresh_worker_status_all()'),
     ('SELECT job_summary',          'SELECT * FROM job_summary'),
@@ -76,17 +86,16 @@ INSERT INTO actions (what, q) VALUES
     ('DELETE refresh log',          'DELETE FROM materialized_view_refresh_log WHERE false'),
     ('SELECT refresh_history',      'SELECT * FROM refresh_history'),
     ('INSERT refresh_history',      $q$INSERT INTO refresh_history (started_at, duration_ms, outcome, origin) VALUES (now(), 0, 'skipped', 'sql')$q$),
+    ('UPDATE refresh_history',      $q$UPDATE refresh_history SET error = 'x' WHERE false$q$),
     ('DELETE refresh_history',      'DELETE FROM refresh_history WHERE false'),
     ('SET history_limit',           'SET s3scan_jobs.history_limit = 5'),
     ('SET refresh_interval',        $q$SET s3scan_jobs.refresh_interval = '5s'$q$),
     ('SET database',                $q$SET s3scan_jobs.database = 'x'$q$),
     ('SET worker_memory_limit',     $q$SET s3scan_jobs.worker_memory_limit = '1MB'$q$);
 
-SET client_min_messages = warning;  -- refresh_worker_start()'s notice
 CREATE TEMP TABLE matrix AS
 SELECT a.n AS action_n, a.what, ro.n AS role_n, ro.who, pg_temp.try(ro.r, a.q) AS result
 FROM actions a CROSS JOIN roles ro ORDER BY a.n, ro.n;
-RESET client_min_messages;
 
 SELECT what,
        max(result) FILTER (WHERE who = 'owner')     AS owner,
@@ -98,9 +107,15 @@ SELECT what,
        max(result) FILTER (WHERE who = 'nothing')   AS nothing
 FROM matrix GROUP BY action_n, what ORDER BY action_n;
 
--- The worker the owner stopped above was started again by the owner's start: one serves.
-SELECT database, count(*) FILTER (WHERE pid IS NOT NULL) AS running_workers
-FROM refresh_worker_status WHERE database = current_database() GROUP BY 1;
+-- The matrix changed nothing: the same worker serves this database, and every row written
+-- (jobs, objects, findings, refreshes in the log and the history) was rolled back.
+SELECT pid = :worker_pid_before AS same_worker, started_by, state
+FROM refresh_worker_status WHERE database = current_database();
+SELECT (SELECT count(*) FROM jobs) = :jobs_before AS jobs_unchanged,
+       (SELECT count(*) FROM job_objects) = :objects_before AS objects_unchanged,
+       (SELECT count(*) FROM findings) = :findings_before AS findings_unchanged,
+       (SELECT max(id) FROM refresh_history) = :history_before AS history_unchanged,
+       (SELECT last_refreshed_at FROM materialized_view_refresh_log) = :'log_before' AS log_unchanged;
 
 DROP EXTENSION s3scan_jobs;
 DROP ROLE regress_m_super, regress_m_app, regress_m_readonly, regress_m_refresher, regress_m_monitor,
