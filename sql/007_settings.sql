@@ -12,15 +12,18 @@ CREATE EXTENSION s3scan_jobs;
 SELECT name, boot_val, unit, vartype, min_val, context
 FROM pg_settings WHERE name LIKE 's3scan\_jobs.%' ORDER BY name;
 
--- This test instance runs with the worker off.
+-- This test instance (test/regress.conf) runs with refreshing off, and serves two databases.
 SHOW s3scan_jobs.refresh_interval;
 SHOW s3scan_jobs.history_limit;
-SELECT current_setting('s3scan_jobs.database') <> '' AS database_set;
+SHOW s3scan_jobs.database;
+SHOW s3scan_jobs.worker_memory_limit;
 
 -- refresh_interval is read from the configuration: not settable in a
 -- session (55P02 cant_change_runtime_param) ...
 \set VERBOSITY sqlstate
 SET s3scan_jobs.refresh_interval = '5s';
+SET s3scan_jobs.database = 'other';
+SET s3scan_jobs.worker_memory_limit = '1MB';
 \set VERBOSITY default
 SHOW s3scan_jobs.refresh_interval;
 
@@ -28,20 +31,33 @@ SHOW s3scan_jobs.refresh_interval;
 -- units '5s', '1min' or a bare number of seconds are accepted, the rest is
 -- refused (22023 invalid_parameter_value). No reload happens here: the
 -- worker stays off.
+-- (auto_conf shows what postgresql.auto.conf holds for a setting, and whether the server
+-- would take it at a reload: pg_file_settings checks the value as a reload would)
+CREATE FUNCTION pg_temp.auto_conf(setting_name text)
+RETURNS TABLE (in_file text, valid boolean) LANGUAGE sql AS $$
+    SELECT setting, error IS NULL FROM pg_file_settings
+    WHERE name = setting_name AND sourcefile LIKE '%postgresql.auto.conf'
+$$;
+-- 0 turns refreshing off (the state of this instance: see refresh_worker_status below)
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = 0;
+SELECT * FROM pg_temp.auto_conf('s3scan_jobs.refresh_interval');
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = 90;
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '5s';
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '1min';
+SELECT * FROM pg_temp.auto_conf('s3scan_jobs.refresh_interval');
 -- sub-second intervals are honoured, down to 10ms ...
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '100ms';
-ALTER SYSTEM SET s3scan_jobs.refresh_interval = '10ms';
+SELECT * FROM pg_temp.auto_conf('s3scan_jobs.refresh_interval');
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = 0.25;
-SELECT setting FROM pg_file_settings
-WHERE name = 's3scan_jobs.refresh_interval' AND sourcefile LIKE '%postgresql.auto.conf';
--- ... and below that refused, never rounded to 0 (which would silently turn refreshing off)
+SELECT * FROM pg_temp.auto_conf('s3scan_jobs.refresh_interval');
+ALTER SYSTEM SET s3scan_jobs.refresh_interval = '10ms';
+SELECT * FROM pg_temp.auto_conf('s3scan_jobs.refresh_interval');
+-- ... and below that refused, never rounded to 0 (which would silently turn refreshing off):
+-- the value written before stays
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '5ms';
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '1ms';
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '500us';
+SELECT * FROM pg_temp.auto_conf('s3scan_jobs.refresh_interval');
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '1min';
 \set VERBOSITY sqlstate
 ALTER SYSTEM SET s3scan_jobs.refresh_interval = '-1';
@@ -68,9 +84,12 @@ WHERE name = 's3scan_jobs.database' AND sourcefile LIKE '%postgresql.auto.conf';
 SELECT string_agg('db' || g, ',') AS sixty_four FROM generate_series(1, 64) g \gset
 SELECT string_agg('db' || g, ',') AS sixty_five FROM generate_series(1, 65) g \gset
 ALTER SYSTEM SET s3scan_jobs.database = :'sixty_four';
-SELECT length(setting) AS sixty_four_names_kept FROM pg_file_settings
-WHERE name = 's3scan_jobs.database' AND sourcefile LIKE '%postgresql.auto.conf';
+SELECT in_file = :'sixty_four' AS sixty_four_names_in_file, valid
+FROM pg_temp.auto_conf('s3scan_jobs.database');
 ALTER SYSTEM SET s3scan_jobs.database = :'sixty_five';
+-- (the 64 stay)
+SELECT in_file = :'sixty_four' AS sixty_four_names_in_file, valid
+FROM pg_temp.auto_conf('s3scan_jobs.database');
 ALTER SYSTEM RESET s3scan_jobs.database;
 
 -- worker_memory_limit: a size; 0 means no limit
@@ -80,6 +99,7 @@ ALTER SYSTEM SET s3scan_jobs.worker_memory_limit = 0;
 ALTER SYSTEM SET s3scan_jobs.worker_memory_limit = '-1kB';
 ALTER SYSTEM SET s3scan_jobs.worker_memory_limit = 'lots';
 \set VERBOSITY default
+SELECT * FROM pg_temp.auto_conf('s3scan_jobs.worker_memory_limit');
 ALTER SYSTEM RESET s3scan_jobs.worker_memory_limit;
 
 -- history_limit: a superuser may set it in a session; bad values refused.
