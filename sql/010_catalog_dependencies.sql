@@ -51,16 +51,29 @@ RETURNS TABLE (dependent text, depends_on text, in_schema name) LANGUAGE sql AS 
     ORDER BY 1, 2
 $$;
 
--- It catches one: an operator planted in public, bound into a view that is then made a member
--- of the extension for the moment of the check.
+-- It catches them: an operator, functions and a type planted in public, bound into a view, a
+-- column default, a column type, a check constraint and a trigger of a view and a table that
+-- are made members of the extension for the moment of the check.
 CREATE FUNCTION public.planted_mul(bigint, numeric) RETURNS numeric LANGUAGE sql
     AS 'SELECT $1::numeric OPERATOR(pg_catalog.*) $2';
 CREATE OPERATOR public.* (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = public.planted_mul);
+CREATE FUNCTION public.planted_default() RETURNS bigint LANGUAGE sql AS 'SELECT 1::bigint';
+CREATE FUNCTION public.planted_trigger() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+CREATE DOMAIN public.planted_text AS text;
 CREATE VIEW public.captured_view AS SELECT total_objects * 100.0 AS x FROM job_progress;
+CREATE TABLE public.captured_table (
+    a bigint DEFAULT planted_default(),
+    b planted_text,
+    CONSTRAINT captured_check CHECK (a * 1.0 > 0));
+CREATE TRIGGER captured_trigger BEFORE INSERT ON public.captured_table
+    FOR EACH ROW EXECUTE FUNCTION planted_trigger();
 ALTER EXTENSION s3scan_jobs ADD VIEW public.captured_view;
+ALTER EXTENSION s3scan_jobs ADD TABLE public.captured_table;
 SELECT * FROM pg_temp.foreign_dependencies('s3scan_jobs');
 ALTER EXTENSION s3scan_jobs DROP VIEW public.captured_view;
+ALTER EXTENSION s3scan_jobs DROP TABLE public.captured_table;
 DROP VIEW public.captured_view;
+DROP TABLE public.captured_table;
 
 -- The extension itself: none, though the planted operator is still there (CREATE EXTENSION
 -- again, with it in place, binds nothing to it).
@@ -79,6 +92,10 @@ WHERE d.refclassid = 'pg_extension'::regclass
   AND (p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp'] OR p.prosecdef)
 ORDER BY 1;
 
+-- (the extension first: were anything of it bound to the planted objects, they could still go)
+DROP EXTENSION s3scan_jobs;
 DROP OPERATOR public.* (bigint, numeric);
 DROP FUNCTION public.planted_mul(bigint, numeric);
-DROP EXTENSION s3scan_jobs;
+DROP FUNCTION public.planted_default();
+DROP FUNCTION public.planted_trigger();
+DROP DOMAIN public.planted_text;
