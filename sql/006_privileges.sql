@@ -64,6 +64,18 @@ SET ROLE regress_s3scan_reader;
 SELECT status FROM job_status('10000000-0000-4000-8000-000000000001', true);
 RESET ROLE;
 
+-- job_summary reads with its owner's rights: SELECT on it alone is enough. job_progress_live
+-- (security_invoker) is not readable with SELECT on it alone: the reader needs the tables too.
+CREATE ROLE regress_s3scan_summary;
+GRANT SELECT ON job_summary, job_progress_live TO regress_s3scan_summary;
+SET ROLE regress_s3scan_summary;
+SELECT total_objects, succeeded, queued FROM job_summary;
+SELECT count(*) FROM job_progress_live;
+SELECT count(*) FROM jobs;
+RESET ROLE;
+DROP OWNED BY regress_s3scan_summary;
+DROP ROLE regress_s3scan_summary;
+
 \set VERBOSITY default
 
 -- PUBLIC cannot execute the refresh and worker functions; it can call
@@ -90,6 +102,7 @@ FROM materialized_view_refresh_log WHERE view_name = 'job_progress';
 -- It gained no other right: no table, no view, no REFRESH of its own (which leaves nothing in
 -- the log or the history), no worker control.
 SELECT coalesce(max(id), 0) AS hist_before FROM refresh_history \gset
+SELECT last_refreshed_at AS log_before FROM materialized_view_refresh_log WHERE view_name = 'job_progress' \gset
 SET ROLE regress_s3scan_refresher;
 \set VERBOSITY sqlstate
 SELECT count(*) FROM jobs;
@@ -102,6 +115,8 @@ SELECT refresh_worker_start();
 \set VERBOSITY default
 RESET ROLE;
 SELECT count(*) AS history_rows_from_denied_refreshes FROM refresh_history WHERE id > :hist_before;
+SELECT last_refreshed_at = :'log_before' AS log_untouched_by_denied_refreshes
+FROM materialized_view_refresh_log WHERE view_name = 'job_progress';
 REVOKE EXECUTE ON FUNCTION refresh_job_progress() FROM regress_s3scan_refresher;
 SET ROLE regress_s3scan_refresher;
 \set VERBOSITY sqlstate
