@@ -48,7 +48,7 @@ $$;
 SET ROLE regress_s3scan_rls;
 -- cached path (row-level security: the read runs as a SQL plan)
 SELECT * FROM pg_temp.error_fields(false);
--- real-time path (job_progress_live, a security_invoker view)
+-- real-time path (job_progress_live's definition, read with the caller's rights)
 SELECT * FROM pg_temp.error_fields(true);
 RESET ROLE;
 
