@@ -183,10 +183,15 @@ void recycle_if_grown(long passes) {
     slot->pid = 0;
     LWLockRelease(&mem->lock);
     if (!start_refresh_worker(my_slot, 0, nullptr)) {
+        // No background worker slot for a successor: keep serving, unless another worker or a
+        // stop took the slot meanwhile.
         LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
-        if (slot->pid == 0)
+        bool keep = slot->pid == 0 && !slot->stop_requested && !slot_held(slot);
+        if (keep)
             slot->pid = MyProcPid;
         LWLockRelease(&mem->lock);
+        if (!keep)
+            proc_exit(0);
         return;
     }
     ereport(LOG, (errmsg("refresh worker for database \"%s\" recycled after %ld refreshes: %zu kB of memory",
