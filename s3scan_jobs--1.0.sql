@@ -105,9 +105,9 @@ CREATE TABLE @extschema@.refresh_history (
 -- job_id is pushed into both aggregates, so a per-job read touches only that job's rows.
 -- last_object_update (when an object of the job last changed: the stall signal of a dashboard)
 -- comes last, so that positional readers of the other columns keep working.
--- security_invoker: whoever reads it needs SELECT on the tables (and their row-level security
--- applies), which is what job_status's real-time answer relies on.
-CREATE VIEW @extschema@.job_progress_live WITH (security_invoker = true) AS
+-- Like job_summary, it reads with its owner's rights, so that SELECT on a view is enough to read
+-- it; job_status's real-time answer reads its definition with the caller's own rights instead.
+CREATE VIEW @extschema@.job_progress_live AS
 SELECT j.job_id,
        j.bucket,
        j.prefix,

@@ -293,11 +293,6 @@ BEGIN
         IF g.object OPERATOR(pg_catalog.=) 'job_objects' AND g.privilege_type OPERATOR(pg_catalog.=) 'INSERT' THEN
             EXECUTE pg_catalog.format('GRANT USAGE ON SEQUENCE %s.job_objects_id_seq TO %s', target, g.grantee_sql);
         END IF;
-        -- job_status's real-time answer reads job_progress_live with the caller's rights, the
-        -- counts job_summary's readers read.
-        IF g.object OPERATOR(pg_catalog.=) 'job_summary' AND g.privilege_type OPERATOR(pg_catalog.=) 'SELECT' THEN
-            EXECUTE pg_catalog.format('GRANT SELECT ON TABLE %s.job_progress_live TO %s', target, g.grantee_sql);
-        END IF;
     END LOOP;
 END
 $grants$;

@@ -13,6 +13,8 @@ SELECT outcome FROM refresh_job_progress();
 
 CREATE ROLE regress_s3scan_nobody;
 CREATE ROLE regress_s3scan_reader;
+CREATE ROLE regress_s3scan_refresher;
+CREATE ROLE regress_s3scan_monitor IN ROLE pg_monitor;
 
 \set VERBOSITY sqlstate
 
@@ -27,9 +29,18 @@ SELECT count(*) FROM job_summary;
 SELECT outcome FROM refresh_job_progress();
 SELECT refresh_worker_start();
 SELECT refresh_worker_stop();
+-- nor see the workers of the server (database names, pids, errors)
+SELECT count(*) FROM refresh_worker_status;
+SELECT count(*) FROM refresh_worker_status_all();
 RESET ROLE;
 
--- With SELECT on the tables and views the API reads, job_status works.
+-- pg_monitor sees them, as it sees other sessions in pg_stat_activity.
+SET ROLE regress_s3scan_monitor;
+SELECT count(*) > 0 AS sees_workers FROM refresh_worker_status;
+RESET ROLE;
+
+-- With SELECT on the tables and views the API reads, job_status works; the real-time answer
+-- reads job_progress_live's definition with the caller's rights: the tables, not the view.
 GRANT SELECT ON jobs, job_objects, findings, job_progress, materialized_view_refresh_log TO regress_s3scan_reader;
 SET ROLE regress_s3scan_reader;
 SELECT total_objects, succeeded_count, status, data_source,
@@ -49,6 +60,18 @@ SET ROLE regress_s3scan_reader;
 SELECT status FROM job_status('10000000-0000-4000-8000-000000000001', true);
 RESET ROLE;
 
+-- job_summary and job_progress_live read with their owner's rights: SELECT on a view alone is
+-- enough to read it (as before the extension existed, for a dashboard role), not the tables.
+CREATE ROLE regress_s3scan_summary;
+GRANT SELECT ON job_summary, job_progress_live TO regress_s3scan_summary;
+SET ROLE regress_s3scan_summary;
+SELECT total_objects, succeeded, queued FROM job_summary;
+SELECT count(*) FROM job_progress_live;
+SELECT count(*) FROM jobs;
+RESET ROLE;
+DROP OWNED BY regress_s3scan_summary;
+DROP ROLE regress_s3scan_summary;
+
 \set VERBOSITY default
 
 -- PUBLIC cannot execute the refresh and worker functions; it can call
@@ -59,14 +82,48 @@ FROM unnest(ARRAY['refresh_job_progress()', 'refresh_worker_start()', 'refresh_w
 -- and neither can the roles above
 SELECT has_function_privilege('regress_s3scan_reader', 'refresh_job_progress()', 'EXECUTE') AS reader_can_refresh;
 
--- EXECUTE can be granted to a role that is to refresh
-GRANT EXECUTE ON FUNCTION refresh_job_progress() TO regress_s3scan_reader;
-SELECT has_function_privilege('regress_s3scan_reader', 'refresh_job_progress()', 'EXECUTE') AS reader_can_refresh;
-REVOKE EXECUTE ON FUNCTION refresh_job_progress() FROM regress_s3scan_reader;
+-- Delegated refresh: EXECUTE on refresh_job_progress() alone lets a role refresh (the function
+-- is SECURITY DEFINER), and its refreshes are in the log and the history.
+GRANT EXECUTE ON FUNCTION refresh_job_progress() TO regress_s3scan_refresher;
+SELECT coalesce(max(id), 0) AS hist_before FROM refresh_history \gset
+SET ROLE regress_s3scan_refresher;
+BEGIN;
+SELECT outcome, mode, total_jobs, total_objects FROM refresh_job_progress();
+SELECT now() AS refreshed_in \gset
+COMMIT;
+RESET ROLE;
+SELECT origin, outcome, mode, total_jobs, total_objects FROM refresh_history WHERE id > :hist_before ORDER BY id;
+SELECT last_refreshed_at = :'refreshed_in' AS log_has_the_delegated_refresh, total_jobs, total_objects
+FROM materialized_view_refresh_log WHERE view_name = 'job_progress';
+-- It gained no other right: no table, no view, no REFRESH of its own (which leaves nothing in
+-- the log or the history), no worker control.
+SELECT coalesce(max(id), 0) AS hist_before FROM refresh_history \gset
+SELECT last_refreshed_at AS log_before FROM materialized_view_refresh_log WHERE view_name = 'job_progress' \gset
+SET ROLE regress_s3scan_refresher;
+\set VERBOSITY sqlstate
+SELECT count(*) FROM jobs;
+SELECT count(*) FROM job_progress;
+SELECT count(*) FROM refresh_history;
+INSERT INTO materialized_view_refresh_log (view_name) VALUES ('x');
+REFRESH MATERIALIZED VIEW job_progress;
+REFRESH MATERIALIZED VIEW CONCURRENTLY job_progress;
+SELECT refresh_worker_start();
+\set VERBOSITY default
+RESET ROLE;
+SELECT count(*) AS history_rows_from_denied_refreshes FROM refresh_history WHERE id > :hist_before;
+SELECT last_refreshed_at = :'log_before' AS log_untouched_by_denied_refreshes
+FROM materialized_view_refresh_log WHERE view_name = 'job_progress';
+REVOKE EXECUTE ON FUNCTION refresh_job_progress() FROM regress_s3scan_refresher;
+SET ROLE regress_s3scan_refresher;
+\set VERBOSITY sqlstate
+SELECT outcome FROM refresh_job_progress();
+\set VERBOSITY default
+RESET ROLE;
 
--- Every function of the extension pins search_path, except the updated_at trigger: a C function
+-- Every function of the extension pins search_path, except the updated_at trigger (a C function
 -- that resolves no name, on the scanner's hottest statement, where the pin would cost ~10% of
--- UPDATE throughput (see the benchmark). It must stay the only exception, and stay in C.
+-- UPDATE throughput) and the two REFRESH event-trigger functions (C functions that must resolve
+-- the command's view as the session does). They must stay the only exceptions, and stay in C.
 CREATE FUNCTION pg_temp.ext_functions(ext name)
 RETURNS TABLE (fn regprocedure, pins_search_path boolean) LANGUAGE sql AS $$
     SELECT p.oid::regprocedure,
@@ -78,16 +135,19 @@ RETURNS TABLE (fn regprocedure, pins_search_path boolean) LANGUAGE sql AS $$
     WHERE e.extname = ext
 $$;
 SELECT count(*) >= 3 AS has_functions,
-       bool_and(pins_search_path) FILTER (WHERE fn <> 'touch_updated_at()'::regprocedure) AS all_others_pin_search_path
+       bool_and(pins_search_path) FILTER (WHERE fn NOT IN ('touch_updated_at()'::regprocedure,
+           'on_refresh_command_start()'::regprocedure, 'on_refresh_command_end()'::regprocedure))
+           AS all_others_pin_search_path
 FROM pg_temp.ext_functions('s3scan_jobs');
 -- (lists every function that does not, with its language)
 SELECT f.fn, l.lanname
 FROM pg_temp.ext_functions('s3scan_jobs') f
 JOIN pg_proc p ON p.oid = f.fn JOIN pg_language l ON l.oid = p.prolang
-WHERE NOT f.pins_search_path;
+WHERE NOT f.pins_search_path ORDER BY 1;
 
--- No function of the extension runs with its owner's rights.
-SELECT count(*) AS security_definer_functions
+-- One function runs with its owner's rights: refresh_job_progress(), so that the right to
+-- refresh can be granted alone. It pins search_path (above).
+SELECT f.fn AS security_definer_function
 FROM pg_temp.ext_functions('s3scan_jobs') f JOIN pg_proc p ON p.oid = f.fn
 WHERE p.prosecdef;
 
@@ -147,3 +207,5 @@ DROP SCHEMA s3other;
 
 DROP ROLE regress_s3scan_nobody;
 DROP ROLE regress_s3scan_reader;
+DROP ROLE regress_s3scan_refresher;
+DROP ROLE regress_s3scan_monitor;

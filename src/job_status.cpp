@@ -7,9 +7,10 @@
 // jobs by job_id, the refresh log by view name) with the statement's snapshot, after the same
 // privilege checks the executor would make; a client sees it cost about 1.3x a direct lookup
 // in job_progress. When that shortcut does not apply (row-level security, column-only grants) the same
-// read runs as a prepared SQL plan. The real-time read is a plan of job_progress_live (a
-// security_invoker view, so the caller's rights on the tables decide) prepared once per session;
-// PostgreSQL's plan cache re-plans it when the view is redefined (ALTER EXTENSION ... UPDATE).
+// read runs as a prepared SQL plan. The real-time read is a plan of job_progress_live's
+// definition, read as a subquery so that the caller's own rights on the tables (and their
+// row-level security) decide, prepared once per session and prepared again when the view is
+// redefined (ALTER EXTENSION ... UPDATE): a relcache callback watches the view.
 // The hot path makes no SQL catalog query, only syscache and relcache look-ups; every relation is
 // locked before it is used and a relation dropped meanwhile (DROP EXTENSION) counts as missing.
 #include "pg.hpp"
@@ -19,14 +20,25 @@ namespace {
 constexpr int kProgressColumns = 13;  // job_id .. progress_percent, as in job_progress
 constexpr int kResultColumns = 16;    // + status, data_source, cache_timestamp
 
-// The session's prepared reads, for the schema they were prepared for. Plain pointers: the
-// plans are owned by PostgreSQL's plan cache (SPI_keepplan).
+// The session's prepared reads, for the schema they were prepared for, and the view whose
+// definition the real-time read holds. Plain pointers: the plans are owned by PostgreSQL's plan
+// cache (SPI_keepplan).
 struct StatusPlans {
     Oid nsp;
+    Oid live_view;
     SPIPlanPtr cached;
     SPIPlanPtr live;
 };
-StatusPlans plans = {InvalidOid, nullptr, nullptr};
+StatusPlans plans = {InvalidOid, InvalidOid, nullptr, nullptr};
+
+// Set when job_progress_live may have changed: the plans are prepared again before the next read.
+bool plans_stale = false;
+bool watching_view = false;
+
+void forget_plans_on_view_change(Datum arg, Oid relid) {
+    if (!OidIsValid(relid) || relid == plans.live_view)
+        plans_stale = true;
+}
 
 const char *const kColumns =
     "job_id, bucket, prefix, execution_arn, created_at, updated_at, total_objects, queued_count, "
@@ -42,15 +54,37 @@ SPIPlanPtr prepare_kept(const char *sql) {
     return plan;
 }
 
-// Prepares the two reads for schema nsp, once per session (again if the schema changes).
+// The query of nsp.job_progress_live, the one definition of a job's counts. Names in it are
+// schema-qualified: it is printed under the function's pinned search_path.
+char *live_definition(Oid view) {
+    char *definition = TextDatumGetCString(DirectFunctionCall1(pg_get_viewdef, ObjectIdGetDatum(view)));
+    size_t len = strlen(definition);
+    while (len > 0 && (definition[len - 1] == ';' || isspace((unsigned char) definition[len - 1])))
+        definition[--len] = '\0';
+    return definition;
+}
+
+// Prepares the two reads for schema nsp, once per session (again if the schema changes or
+// job_progress_live is redefined).
 void ensure_plans(Oid nsp) {
-    if (plans.nsp == nsp && plans.cached != nullptr && plans.live != nullptr)
+    if (!watching_view) {
+        CacheRegisterRelcacheCallback(forget_plans_on_view_change, (Datum) 0);
+        watching_view = true;
+    }
+    if (plans.nsp == nsp && !plans_stale && plans.cached != nullptr && plans.live != nullptr)
         return;
     if (plans.cached != nullptr)
         SPI_freeplan(plans.cached);
     if (plans.live != nullptr)
         SPI_freeplan(plans.live);
-    plans = {InvalidOid, nullptr, nullptr};
+    plans = {InvalidOid, InvalidOid, nullptr, nullptr};
+    plans_stale = false;
+
+    Oid view = get_relname_relid("job_progress_live", nsp);
+    if (!OidIsValid(view))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("view \"job_progress_live\" does not exist in schema \"%s\"",
+                               get_namespace_name(nsp))));
 
     const char *schema = quote_identifier(get_namespace_name(nsp));
     // The cached row, only while its job still exists as it was (same created_at: not deleted,
@@ -66,11 +100,11 @@ void ensure_plans(Oid nsp) {
         "ON l.view_name OPERATOR(pg_catalog.=) 'job_progress' "
         "WHERE p.job_id OPERATOR(pg_catalog.=) $1",
         schema, schema, schema);
-    char *live_sql = psprintf("SELECT %s FROM %s.job_progress_live WHERE job_id OPERATOR(pg_catalog.=) $1",
-                              kColumns, schema);
+    char *live_sql = psprintf("SELECT %s FROM (%s) live WHERE job_id OPERATOR(pg_catalog.=) $1", kColumns,
+                              live_definition(view));
     SPIPlanPtr cached = prepare_kept(cached_sql);
     SPIPlanPtr live = prepare_kept(live_sql);
-    plans = {nsp, cached, live};
+    plans = {nsp, view, cached, live};
 }
 
 // Opens nsp.relname, locked as a SELECT would lock it; nullptr when it does not exist or was

@@ -52,6 +52,7 @@ struct LaunchedWorker {
     TimestampTz started_at;
     TimestampTz restart_after;
     int quick_exits;
+    bool warned_case;  // said that only a database in another case exists
 };
 LaunchedWorker launched[kMaxWorkerSlots];
 
@@ -182,18 +183,21 @@ void launcher_pass() {
             i = take_free_slot(mem, InvalidOid, dbs[d].name, false);
             if (i < 0)
                 continue;
-            launched[i] = {nullptr, 0, 0, 0};
+            launched[i] = {nullptr, 0, 0, 0, false};
         }
         wanted[i] = true;
         WorkerSlot *slot = &mem->slots[i];
         if (slot->pid != 0 || launched_worker_pending(i))
             continue;
         if (!OidIsValid(dbs[d].oid)) {
-            if (slot->state != WorkerState::DatabaseMissing)
+            bool case_news = dbs[d].other_case[0] != '\0' && !launched[i].warned_case;
+            if (slot->state != WorkerState::DatabaseMissing || case_news)
                 newly_missing[missing++] = &dbs[d];
+            launched[i].warned_case = dbs[d].other_case[0] != '\0';
             slot->state = WorkerState::DatabaseMissing;
             continue;
         }
+        launched[i].warned_case = false;
         slot->dboid = dbs[d].oid;
         if (slot->stop_requested) {
             slot->state = WorkerState::Stopped;

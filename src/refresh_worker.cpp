@@ -2,8 +2,8 @@
 // refresh_worker_start(). It refreshes job_progress every s3scan_jobs.refresh_interval through
 // refresh_job_progress_now(), the same code as refresh_job_progress().
 //
-// Its loop follows PostgreSQL's worker_spi: wait on the latch, reset it, check for interrupts,
-// reload the configuration when asked, and refresh when due; one transaction, one snapshot and one
+// Its loop follows PostgreSQL's worker_spi: say what it does, wait on the latch, reset it, check
+// for interrupts, reload the configuration when asked, and refresh when due; one transaction, one snapshot and one
 // memory context per pass, so that between passes it holds no lock and no snapshot. SIGTERM is
 // die(); SIGINT cancels a refresh in progress and nothing else. Every statement it runs sees
 // search_path = pg_catalog, pg_temp, whatever ALTER DATABASE or ALTER ROLE set. When its memory
@@ -183,10 +183,15 @@ void recycle_if_grown(long passes) {
     slot->pid = 0;
     LWLockRelease(&mem->lock);
     if (!start_refresh_worker(my_slot, 0, nullptr)) {
+        // No background worker slot for a successor: keep serving, unless another worker or a
+        // stop took the slot meanwhile.
         LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
-        if (slot->pid == 0)
+        bool keep = slot->pid == 0 && !slot->stop_requested && !slot_held(slot);
+        if (keep)
             slot->pid = MyProcPid;
         LWLockRelease(&mem->lock);
+        if (!keep)
+            proc_exit(0);
         return;
     }
     ereport(LOG, (errmsg("refresh worker for database \"%s\" recycled after %ld refreshes: %zu kB of memory",
@@ -240,6 +245,12 @@ void s3scan_refresh_worker_main(Datum arg) {
     TimestampTz next_due = next_pass_due(0, refresh_interval_ms(), 0, false);
 
     for (;;) {
+        WorkerState state = next_due == 0  ? WorkerState::Disabled
+                            : no_extension ? WorkerState::WaitingForExtension
+                                           : WorkerState::Idle;
+        publish(state, state == WorkerState::Idle ? next_due : 0);
+        pgstat_report_activity(STATE_IDLE, activity_for(state));
+
         long timeout_ms = next_due == 0 ? -1 : Max((long) ((next_due - GetCurrentTimestamp()) / 1000), 0L);
         int events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout_ms >= 0 ? WL_TIMEOUT : 0);
         (void) WaitLatch(MyLatch, events, timeout_ms, PG_WAIT_EXTENSION);
@@ -266,11 +277,5 @@ void s3scan_refresh_worker_main(Datum arg) {
             next_due = next_pass_due(last_pass_end, refresh_interval_ms(), failures, no_extension);
             recycle_if_grown(passes);
         }
-
-        WorkerState state = next_due == 0     ? WorkerState::Disabled
-                            : no_extension    ? WorkerState::WaitingForExtension
-                                              : WorkerState::Idle;
-        publish(state, state == WorkerState::Idle ? next_due : 0);
-        pgstat_report_activity(STATE_IDLE, activity_for(state));
     }
 }

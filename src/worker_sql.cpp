@@ -15,10 +15,21 @@ using namespace s3scan;
 
 constexpr long kStopWaitMs = 30 * 1000;
 
-int slot_of_database(WorkerShmem *mem, Oid dboid) {
-    for (int i = 0; i < kMaxWorkerSlots; i++)
-        if (mem->slots[i].in_use && mem->slots[i].dboid == dboid)
+// The slot of the current database: by OID, or by name when the launcher took it while the
+// database did not exist yet (it learns the OID on its next look).
+int slot_of_database(WorkerShmem *mem, Oid dboid, const char *dbname) {
+    for (int i = 0; i < kMaxWorkerSlots; i++) {
+        WorkerSlot *slot = &mem->slots[i];
+        if (slot->in_use && slot->dboid == dboid)
             return i;
+    }
+    for (int i = 0; i < kMaxWorkerSlots; i++) {
+        WorkerSlot *slot = &mem->slots[i];
+        if (slot->in_use && !OidIsValid(slot->dboid) && strcmp(slot->dbname, dbname) == 0) {
+            slot->dboid = dboid;
+            return i;
+        }
+    }
     return -1;
 }
 
@@ -27,7 +38,7 @@ int32 start_worker_for_this_database() {
     char *dbname = get_database_name(MyDatabaseId);
 
     LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
-    int i = slot_of_database(mem, MyDatabaseId);
+    int i = slot_of_database(mem, MyDatabaseId, dbname);
     bool created = i < 0;
     if (created)
         i = take_free_slot(mem, MyDatabaseId, dbname, true);
@@ -88,8 +99,9 @@ int32 start_worker_for_this_database() {
 
 bool stop_worker_of_this_database() {
     WorkerShmem *mem = worker_slots();
+    char *dbname = get_database_name(MyDatabaseId);
     LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
-    int i = slot_of_database(mem, MyDatabaseId);
+    int i = slot_of_database(mem, MyDatabaseId, dbname);
     if (i >= 0)
         mem->slots[i].stop_requested = true;  // no worker claims it, the launcher starts none
     LWLockRelease(&mem->lock);

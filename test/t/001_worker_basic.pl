@@ -64,9 +64,11 @@ is( $node->safe_psql(
 	'exactly one refresh worker for one configured database');
 ok( defined wait_for(
 		$node, 'postgres',
-		"SELECT coalesce(query, '') ~* '(refresh|job_progress|wait|idle|sleep)' FROM pg_stat_activity WHERE pid = $pid"
+		"SELECT query IN ('s3scan_jobs: waiting for the next refresh of job_progress',
+		                  's3scan_jobs: refreshing job_progress', 's3scan_jobs: looking for the extension')
+		   FROM pg_stat_activity WHERE pid = $pid"
 	),
-	'pg_stat_activity.query of the worker says what it does');
+	'pg_stat_activity.query of the worker says what it does, in its own words');
 note "worker query column: "
   . $node->safe_psql('postgres',
 	"SELECT query FROM pg_stat_activity WHERE pid = $pid");
