@@ -22,12 +22,12 @@ CREATE ROLE regress_m_super SUPERUSER;
 CREATE ROLE regress_m_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON jobs, job_objects, findings TO regress_m_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO regress_m_app;
-GRANT SELECT ON job_summary, job_progress, job_progress_live, active_jobs_progress,
+GRANT SELECT ON job_summary, job_progress, job_progress_live, active_jobs_progress, job_statistics,
                 materialized_view_refresh_log TO regress_m_app;
 GRANT EXECUTE ON FUNCTION job_status(uuid, boolean) TO regress_m_app;
 CREATE ROLE regress_m_readonly;
 GRANT SELECT ON jobs, job_objects, findings, job_summary, job_progress, job_progress_live,
-                active_jobs_progress, materialized_view_refresh_log, refresh_history TO regress_m_readonly;
+                active_jobs_progress, job_statistics, materialized_view_refresh_log, refresh_history TO regress_m_readonly;
 CREATE ROLE regress_m_refresher;
 GRANT EXECUTE ON FUNCTION refresh_job_progress() TO regress_m_refresher;
 CREATE ROLE regress_m_monitor IN ROLE pg_monitor;
@@ -68,6 +68,7 @@ INSERT INTO actions (what, q) VALUES
     ('SELECT job_progress_live',    'SELECT * FROM job_progress_live'),
     ('SELECT job_progress',         'SELECT * FROM job_progress'),
     ('SELECT active_jobs_progress', 'SELECT * FROM active_jobs_progress'),
+    ('SELECT job_statistics',       'SELECT * FROM job_statistics'),
     ('SELECT jobs',                 'SELECT * FROM jobs'),
     ('INSERT jobs',                 $q$INSERT INTO jobs (job_id, bucket) VALUES ('12000000-0000-4000-8000-000000000002', 'b')$q$),
     ('UPDATE jobs',                 $q$UPDATE jobs SET bucket = 'x' WHERE false$q$),

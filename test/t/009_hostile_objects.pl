@@ -82,6 +82,9 @@ CREATE AGGREGATE $schema.count(uuid) (SFUNC = $schema.trap_sfunc, STYPE = bigint
 CREATE AGGREGATE $schema.count(text) (SFUNC = $schema.trap_sfunc, STYPE = bigint);
 CREATE AGGREGATE $schema.sum(bigint) (SFUNC = $schema.trap_sfunc, STYPE = bigint);
 CREATE AGGREGATE $schema.max(timestamp with time zone) (SFUNC = $schema.trap_sfunc, STYPE = bigint);
+CREATE AGGREGATE $schema.min(timestamp with time zone) (SFUNC = $schema.trap_sfunc, STYPE = bigint);
+CREATE AGGREGATE $schema.avg(numeric) (SFUNC = $schema.trap_sfunc, STYPE = bigint);
+CREATE AGGREGATE $schema.sum(numeric) (SFUNC = $schema.trap_sfunc, STYPE = bigint);
 }, extra_params => [ '-U', 'scan_owner' ]);
 }
 
@@ -149,7 +152,7 @@ sub exercise
 	is( sq("SELECT total_objects || '/' || data_source FROM job_status('bbbbbbbb-0000-4000-8000-000000000001', true)"),
 		'40/real_time', "$label: job_status real time");
 	sq("SELECT * FROM job_summary; SELECT * FROM job_progress_live; SELECT * FROM job_progress;
-	   SELECT * FROM active_jobs_progress; SELECT * FROM refresh_worker_status;");
+	   SELECT * FROM active_jobs_progress; SELECT * FROM job_statistics; SELECT * FROM refresh_worker_status;");
 }
 
 exercise('traps in public', 0);
