@@ -179,6 +179,8 @@ for db in system ext; do
     meta "size_$db" "$(q $db "SELECT pg_size_pretty(pg_database_size(current_database()))")"
 done
 
+q system "CHECKPOINT" >/dev/null    # the load's checkpoint done now, not during the reads
+
 # --- reads -------------------------------------------------------------------------------------
 
 JID_BIG=$(q ext "SELECT md5('cmp-job-1')::uuid")
@@ -298,10 +300,11 @@ run_read() {  # name db chunk n w
     as_pg "$PGBIN/pgbench" -n -M prepared -c 1 -j 1 -t $((n + w)) $(cat "$TMP/r_$name.vars") \
         -f "$TMP/r_$name.$db.sql" -l --log-prefix="$TMP/lat" -h "$TMP" -p "$PORT" -U postgres "$db" \
         >"$TMP/pgbench.out" 2>&1 || { cat "$TMP/pgbench.out" >&2; die "pgbench $name on $db failed"; }
+    # (the output's name must not match lat.*: cat's glob and awk's redirection run at once)
     cat "$TMP"/lat.* | awk -v q="$name" -v d="$db" -v c="$chunk" -v w="$w" \
-        '$2 >= w { printf "%s\t%s\t%s\t%s\n", q, d, c, $3 }' >"$TMP/lat.tsv"
-    chmod 644 "$TMP/lat.tsv"
-    psql_db results -c "\\copy samples (query, db, chunk, us) FROM '$TMP/lat.tsv'" >/dev/null
+        '$2 >= w { printf "%s\t%s\t%s\t%s\n", q, d, c, $3 }' >"$TMP/samples.tsv"
+    chmod 644 "$TMP/samples.tsv"
+    psql_db results -c "\\copy samples (query, db, chunk, us) FROM '$TMP/samples.tsv'" >/dev/null
 }
 probe_ms() {  # name db: latency of one execution (ms, rounded up): the first one when it takes
               # 200 ms or more, else the fastest of three after it
