@@ -144,10 +144,13 @@ BEGIN
     FROM pg_catalog.pg_depend d
     LEFT JOIN pg_catalog.pg_rewrite r ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
                                      AND r.oid OPERATOR(pg_catalog.=) d.objid
+    LEFT JOIN pg_catalog.pg_constraint k ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                                        AND k.oid OPERATOR(pg_catalog.=) d.objid
     WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
       AND d.refobjid OPERATOR(pg_catalog.=) ANY (SELECT oid FROM replaced)
       AND d.deptype OPERATOR(pg_catalog.=) 'n'
-      AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_constraint'::pg_catalog.regclass
+      -- the old tables' own constraints go with them; another table's foreign key does not
+      AND NOT (k.conrelid IS NOT NULL AND k.conrelid OPERATOR(pg_catalog.=) ANY (SELECT oid FROM replaced))
       AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_trigger'::pg_catalog.regclass
       AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_attrdef'::pg_catalog.regclass
       AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
@@ -158,13 +161,45 @@ BEGIN
             USING ERRCODE = '2BP01', DETAIL = problem || '.',
                   HINT = 'Drop them first (and create them again after the migration).';
     END IF;
+
+    -- What someone added to the old tables would go with them: triggers, policies, indexes.
+    SELECT pg_catalog.string_agg(x, '; ' ORDER BY x) INTO problem FROM (
+        SELECT pg_catalog.format('trigger %s on %s', t.tgname, t.tgrelid::pg_catalog.regclass) AS x
+        FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+        WHERE c.relnamespace OPERATOR(pg_catalog.=) nsp AND NOT t.tgisinternal
+          AND c.relname::text OPERATOR(pg_catalog.=) ANY (ARRAY['jobs', 'job_objects', 'findings', 'materialized_view_refresh_log'])
+          AND t.tgname::text OPERATOR(pg_catalog.<>) ALL (ARRAY['update_jobs_updated_at', 'update_job_objects_updated_at'])
+        UNION ALL
+        SELECT pg_catalog.format('policy %s on %s', p.polname, p.polrelid::pg_catalog.regclass)
+        FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.polrelid
+        WHERE c.relnamespace OPERATOR(pg_catalog.=) nsp
+          AND c.relname::text OPERATOR(pg_catalog.=) ANY (ARRAY['jobs', 'job_objects', 'findings', 'materialized_view_refresh_log'])
+        UNION ALL
+        SELECT pg_catalog.format('index %s on %s', i.indexrelid::pg_catalog.regclass, i.indrelid::pg_catalog.regclass)
+        FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indrelid
+        JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) i.indexrelid
+        WHERE c.relnamespace OPERATOR(pg_catalog.=) nsp
+          AND c.relname::text OPERATOR(pg_catalog.=) ANY (ARRAY['jobs', 'job_objects', 'findings', 'materialized_view_refresh_log'])
+          AND ic.relname::text OPERATOR(pg_catalog.<>) ALL (ARRAY['jobs_pkey', 'idx_jobs_created_at',
+              'idx_jobs_execution_arn', 'job_objects_pkey', 'idx_job_objects_job_id', 'idx_job_objects_status',
+              'idx_job_objects_bucket_key', 'idx_job_objects_job_status', 'idx_job_objects_job_updated',
+              'idx_job_objects_bucket_key_composite', 'findings_pkey', 'findings_bucket_key_etag_detector_byte_offset_key',
+              'idx_findings_job_id', 'idx_findings_bucket_key', 'idx_findings_detector', 'idx_findings_created_at',
+              'idx_findings_dedup', 'idx_findings_job_detector', 'materialized_view_refresh_log_pkey'])) added;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'the old tables have objects the migration does not know, which it would drop'
+            USING ERRCODE = '55000', DETAIL = problem || '.',
+                  HINT = 'Drop them first (and create them again on the extension''s tables after the migration).';
+    END IF;
 END
 $check$;
 
 -- 2. The rights roles have on what is replaced, before it goes (the owner's own rights included,
 --    since the extension's objects will belong to the superuser who creates it).
 CREATE TEMP TABLE s3scan_migrate_grants ON COMMIT DROP AS
-SELECT c.relname::text AS object, a.grantee, a.privilege_type, a.is_grantable
+-- (the owner's own rights come with grant options, which aclexplode does not show)
+SELECT c.relname::text AS object, NULL::text AS column_name, a.grantee, a.privilege_type,
+       a.is_grantable OR a.grantee OPERATOR(pg_catalog.=) c.relowner AS is_grantable
 FROM pg_catalog.pg_class c
 CROSS JOIN LATERAL pg_catalog.aclexplode(COALESCE(c.relacl, pg_catalog.acldefault(
     CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'S' THEN 's'::"char" ELSE 'r'::"char" END, c.relowner))) a
@@ -173,7 +208,19 @@ WHERE c.relnamespace OPERATOR(pg_catalog.=) (SELECT n.oid FROM pg_catalog.pg_nam
   AND c.relname::text OPERATOR(pg_catalog.=) ANY (ARRAY['jobs', 'job_objects', 'findings', 'findings_id_seq',
       'materialized_view_refresh_log', 'job_summary', 'job_progress', 'active_jobs_progress', 'job_statistics'])
 UNION ALL
-SELECT 'refresh_job_progress()', a.grantee, a.privilege_type, a.is_grantable
+-- column-level grants
+SELECT c.relname::text, t.attname::text, a.grantee, a.privilege_type, a.is_grantable
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_attribute t ON t.attrelid OPERATOR(pg_catalog.=) c.oid
+CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a
+WHERE t.attacl IS NOT NULL AND t.attnum OPERATOR(pg_catalog.>) 0 AND NOT t.attisdropped
+  AND c.relnamespace OPERATOR(pg_catalog.=) (SELECT n.oid FROM pg_catalog.pg_namespace n, s3scan_migrate_target x
+                                             WHERE n.nspname OPERATOR(pg_catalog.=) x.schema_name)
+  AND c.relname::text OPERATOR(pg_catalog.=) ANY (ARRAY['jobs', 'job_objects', 'findings',
+      'materialized_view_refresh_log', 'job_summary', 'job_progress', 'active_jobs_progress', 'job_statistics'])
+UNION ALL
+SELECT 'refresh_job_progress()', NULL, a.grantee, a.privilege_type,
+       a.is_grantable OR a.grantee OPERATOR(pg_catalog.=) p.proowner
 FROM pg_catalog.pg_proc p
 CROSS JOIN LATERAL pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f'::"char", p.proowner))) a
 WHERE p.pronamespace OPERATOR(pg_catalog.=) (SELECT n.oid FROM pg_catalog.pg_namespace n, s3scan_migrate_target t
@@ -189,8 +236,13 @@ DO $aside$
 DECLARE
     target text := (SELECT schema_ident FROM s3scan_migrate_target);
 BEGIN
-    EXECUTE pg_catalog.format('LOCK TABLE %1$s.jobs, %1$s.job_objects, %1$s.findings, '
-                              '%1$s.materialized_view_refresh_log IN ACCESS EXCLUSIVE MODE', target);
+    -- The views before the tables: a reader of a view holds the view while it waits for the tables,
+    -- so locking the tables first would deadlock with it at DROP VIEW.
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', (
+        SELECT pg_catalog.string_agg(pg_catalog.format('%s.%I', target, v.name), ', ' ORDER BY v.n)
+        FROM (VALUES (1, 'job_statistics'), (2, 'active_jobs_progress'), (3, 'job_summary'), (4, 'jobs'),
+                     (5, 'job_objects'), (6, 'findings'), (7, 'materialized_view_refresh_log')) v(n, name)
+        WHERE pg_catalog.to_regclass(pg_catalog.format('%s.%I', target, v.name)) IS NOT NULL));
     EXECUTE pg_catalog.format('DROP VIEW IF EXISTS %1$s.job_statistics, %1$s.active_jobs_progress, %1$s.job_summary', target);
     EXECUTE pg_catalog.format('DROP MATERIALIZED VIEW %s.job_progress', target);
     EXECUTE pg_catalog.format('DROP FUNCTION IF EXISTS %s.refresh_job_progress()', target);
@@ -239,13 +291,16 @@ BEGIN
     EXECUTE pg_catalog.format(
         'CREATE TEMP TABLE s3scan_migrate_finding_fate ON COMMIT DROP AS '
         'SELECT f.id, CASE '
-        'WHEN NOT EXISTS (SELECT FROM %s.jobs j WHERE j.job_id OPERATOR(pg_catalog.=) f.job_id) '
-        'THEN ''its job does not exist'' '
+        'WHEN NOT f.job_moved AND f.job_id OPERATOR(pg_catalog.=) ANY (SELECT r.job_id FROM s3scan_migration.rejected_jobs r) '
+        'THEN ''its job was rejected'' '
+        'WHEN NOT f.job_moved THEN ''its job does not exist'' '
         'WHEN f.created_at IS NULL THEN ''created_at is null'' '
-        'WHEN f.id OPERATOR(pg_catalog.<>) pg_catalog.min(f.id) '
+        -- the lowest id among the findings that move otherwise (nulls equal, as the new key has it)
+        'WHEN f.id OPERATOR(pg_catalog.<>) pg_catalog.min(f.id) FILTER (WHERE f.job_moved AND f.created_at IS NOT NULL) '
         'OVER (PARTITION BY f.bucket, f.key, f.etag, f.detector, f.byte_offset) '
         'THEN ''a duplicate of a finding with a lower id'' END AS reason '
-        'FROM s3scan_migration.findings f', target);
+        'FROM (SELECT g.*, EXISTS (SELECT FROM %s.jobs j WHERE j.job_id OPERATOR(pg_catalog.=) g.job_id) AS job_moved '
+        '      FROM s3scan_migration.findings g) f', target);
     INSERT INTO s3scan_migration.rejected_findings
     SELECT x.reason, f.* FROM s3scan_migration.findings f
     JOIN s3scan_migrate_finding_fate x ON x.id OPERATOR(pg_catalog.=) f.id WHERE x.reason IS NOT NULL;
@@ -274,7 +329,7 @@ DECLARE
     g record;
 BEGIN
     FOR g IN
-        SELECT x.object, x.privilege_type, x.is_grantable,
+        SELECT x.object, x.column_name, x.privilege_type, x.is_grantable,
                CASE WHEN x.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
                     ELSE pg_catalog.quote_ident(r.rolname::text) END AS grantee_sql
         FROM s3scan_migrate_grants x
@@ -285,7 +340,8 @@ BEGIN
         WHERE NOT (x.object OPERATOR(pg_catalog.=) 'refresh_job_progress()'
                    AND x.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid)
     LOOP
-        EXECUTE pg_catalog.format('GRANT %s ON %s %s.%s TO %s%s', g.privilege_type,
+        EXECUTE pg_catalog.format('GRANT %s%s ON %s %s.%s TO %s%s', g.privilege_type,
+            CASE WHEN g.column_name IS NULL THEN '' ELSE pg_catalog.format(' (%I)', g.column_name) END,
             CASE WHEN g.object OPERATOR(pg_catalog.=) 'refresh_job_progress()' THEN 'FUNCTION'
                  WHEN g.object OPERATOR(pg_catalog.=) 'findings_id_seq' THEN 'SEQUENCE' ELSE 'TABLE' END,
             target, g.object, g.grantee_sql, CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);

@@ -150,6 +150,11 @@ my %broken = (
 	'an unknown column'   => [ 'ALTER TABLE job_objects ADD COLUMN shard int', qr/column job_objects\.shard is unknown/ ],
 	'a missing table'     => [ 'DROP TABLE findings CASCADE', qr/table public\.findings is missing/ ],
 	'a view of its own'   => [ 'CREATE VIEW my_report AS SELECT job_id FROM job_progress', qr/view public\.my_report \(depends on materialized view public\.job_progress\)/ ],
+	'a foreign key of its own' => [ 'CREATE TABLE my_notes (job_id uuid REFERENCES jobs)', qr/constraint my_notes_job_id_fkey on table public\.my_notes \(depends on table public\.jobs\)/ ],
+	'a trigger of its own' => [ 'CREATE FUNCTION my_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+	                            CREATE TRIGGER my_audit AFTER INSERT ON findings FOR EACH ROW EXECUTE FUNCTION my_audit()',
+	                            qr/trigger my_audit on public\.findings/ ],
+	'an index of its own' => [ 'CREATE INDEX my_idx ON job_objects (last_error)', qr/index public\.my_idx on public\.job_objects/ ],
 );
 my $n = 0;
 for my $case (sort keys %broken)
