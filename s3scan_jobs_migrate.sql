@@ -106,7 +106,7 @@ BEGIN
                             AND c.relkind OPERATOR(pg_catalog.=) 'm')) problems;
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'this database is not in the state the migration starts from'
-            USING ERRCODE = '55000', DETAIL = problem || '.',
+            USING ERRCODE = '55000', DETAIL = problem OPERATOR(pg_catalog.||) '.',
                   HINT = 'The migration starts from the S3 scanner''s own schema (existing-deployment.sql) with its data.';
     END IF;
 
@@ -158,7 +158,7 @@ BEGIN
       AND NOT (r.ev_class IS NOT NULL AND r.ev_class OPERATOR(pg_catalog.=) ANY (SELECT oid FROM replaced));
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'other objects depend on the tables and views the migration replaces'
-            USING ERRCODE = '2BP01', DETAIL = problem || '.',
+            USING ERRCODE = '2BP01', DETAIL = problem OPERATOR(pg_catalog.||) '.',
                   HINT = 'Drop them first (and create them again after the migration).';
     END IF;
 
@@ -188,7 +188,7 @@ BEGIN
               'idx_findings_dedup', 'idx_findings_job_detector', 'materialized_view_refresh_log_pkey'])) added;
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'the old tables have objects the migration does not know, which it would drop'
-            USING ERRCODE = '55000', DETAIL = problem || '.',
+            USING ERRCODE = '55000', DETAIL = problem OPERATOR(pg_catalog.||) '.',
                   HINT = 'Drop them first (and create them again on the extension''s tables after the migration).';
     END IF;
 END
