@@ -47,8 +47,9 @@ void release_slot(int code, Datum arg) {
 }
 
 // Claims the slot (worker_slots.hpp): false when another worker serves the database, a stop was
-// requested, or a command on the database holds it.
-bool claim_slot(Oid *dboid) {
+// requested, or a command on the database holds it. *inherited_due is the next refresh a recycled
+// predecessor had scheduled (0: none, refresh at once).
+bool claim_slot(Oid *dboid, TimestampTz *inherited_due) {
     WorkerShmem *mem = worker_slots();
     LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
     WorkerSlot *slot = &mem->slots[my_slot];
@@ -57,6 +58,7 @@ bool claim_slot(Oid *dboid) {
         slot->pid = MyProcPid;
         slot->state = WorkerState::Idle;
         *dboid = slot->dboid;
+        *inherited_due = slot->next_refresh_due;
     }
     LWLockRelease(&mem->lock);
     return mine;
@@ -167,20 +169,35 @@ Size memory_in_use() {
 }
 
 // Hands the slot to a fresh worker process when this one grew past the memory limit: the slot
-// is released and a successor registered before this process exits, so that the database is
-// served again within moments. Keeps going when no background worker slot is free.
-void recycle_if_grown(long passes) {
-    if (s3scan_worker_memory_limit <= 0)
-        return;
+// is released, with the refresh this worker had scheduled, and a successor registered before this
+// process exits, so that the database is served again within moments and on the same schedule.
+// Keeps going when no background worker slot is free. A limit that a fresh worker already exceeds
+// after its first refresh would only make workers replace each other: it is reported once and
+// not acted on.
+void recycle_if_grown(long passes, TimestampTz next_due) {
+    static Size first_pass_memory = 0;
+    static bool limit_reported = false;
     Size used = memory_in_use();
-    if (used <= (Size) s3scan_worker_memory_limit * 1024)
+    if (first_pass_memory == 0)
+        first_pass_memory = used;
+    if (s3scan_worker_memory_limit <= 0 || used <= (Size) s3scan_worker_memory_limit * 1024)
         return;
+    if (first_pass_memory > (Size) s3scan_worker_memory_limit * 1024) {
+        if (!limit_reported)
+            ereport(WARNING, (errmsg("s3scan_jobs.worker_memory_limit (%d kB) is below what a fresh refresh worker "
+                                     "uses (%zu kB): the worker is not recycled",
+                                     s3scan_worker_memory_limit, first_pass_memory / 1024),
+                              errhint("Raise s3scan_jobs.worker_memory_limit, or set it to 0.")));
+        limit_reported = true;
+        return;
+    }
     WorkerShmem *mem = worker_slots();
     LWLockAcquire(&mem->lock, LW_EXCLUSIVE);
     WorkerSlot *slot = &mem->slots[my_slot];
     char dbname[NAMEDATALEN];
     memcpy(dbname, slot->dbname, NAMEDATALEN);
     slot->pid = 0;
+    slot->next_refresh_due = next_due;  // the successor's first refresh
     LWLockRelease(&mem->lock);
     if (!start_refresh_worker(my_slot, 0, nullptr)) {
         // No background worker slot for a successor: keep serving, unless another worker or a
@@ -227,7 +244,8 @@ void s3scan_refresh_worker_main(Datum arg) {
 
     // At most one worker per database, however it was started.
     Oid dboid;
-    if (!claim_slot(&dboid))
+    TimestampTz inherited_due = 0;
+    if (!claim_slot(&dboid, &inherited_due))
         proc_exit(0);
     before_shmem_exit(release_slot, Int32GetDatum(my_slot));
 
@@ -242,7 +260,10 @@ void s3scan_refresh_worker_main(Datum arg) {
     long passes = 0;
     bool no_extension = false;
     TimestampTz last_pass_end = 0;
+    // Right after start, or when a recycled predecessor had scheduled it.
     TimestampTz next_due = next_pass_due(0, refresh_interval_ms(), 0, false);
+    if (next_due != 0 && inherited_due > next_due)
+        next_due = inherited_due;
 
     for (;;) {
         WorkerState state = next_due == 0  ? WorkerState::Disabled
@@ -275,7 +296,7 @@ void s3scan_refresh_worker_main(Datum arg) {
             passes++;
             last_pass_end = GetCurrentTimestamp();
             next_due = next_pass_due(last_pass_end, refresh_interval_ms(), failures, no_extension);
-            recycle_if_grown(passes);
+            recycle_if_grown(passes, next_due);
         }
     }
 }

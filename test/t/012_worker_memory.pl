@@ -77,6 +77,17 @@ SELECT round(max(g)::numeric, 2) FROM (
   FROM refresh_history WHERE id > $n1) s});
 cmp_ok($gap, '<', 3, "no refresh was missed for long across the recycles (largest gap ${gap}s)");
 
+# A limit below what a fresh worker uses would make workers replace each other after every
+# refresh: it is reported once and the worker keeps serving.
+$offset = log_size($node);
+$node->safe_psql('postgres', "ALTER SYSTEM SET s3scan_jobs.worker_memory_limit = '1MB'; SELECT pg_reload_conf()");
+ok( defined wait_for_cond(
+		sub { scalar(log_lines($node, $offset, qr/worker_memory_limit \(1024 kB\) is below what a fresh refresh worker uses/)) > 0 }),
+	'a limit below a fresh worker is reported');
+my $kept = worker_pid($node, 'mem');
+ok(stays_true(sub { (worker_pid($node, 'mem') // 0) == $kept }, 2, 'same worker'),
+	'and the worker is not replaced after every refresh');
+
 # A too small interval is refused at reload (the old one stays); 0 turns refreshing off.
 $offset = log_size($node);
 $node->safe_psql('postgres', "ALTER SYSTEM SET s3scan_jobs.worker_memory_limit = '64MB'");
