@@ -423,5 +423,28 @@ COMMENT ON FUNCTION @extschema@.set_counter_maintenance(boolean) IS
 SELECT @extschema@.define_job_progress_live(true);
 SELECT @extschema@.repair_job_counters(NULL::uuid);
 
+-- In 1.0, job_status(id, true) read the tables with the caller's rights; since 1.1 it reads
+-- job_progress_live with the caller's rights on that view (the counters are granted to no
+-- client). So every grantee that could read all three tables, and so call it, may read the view.
+DO $grant$
+DECLARE
+    grantee text;
+BEGIN
+    FOR grantee IN
+        SELECT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
+                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)::text) END
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid OPERATOR(pg_catalog.=) ANY (ARRAY['@extschema@.jobs'::pg_catalog.regclass,
+                  '@extschema@.job_objects'::pg_catalog.regclass, '@extschema@.findings'::pg_catalog.regclass]::pg_catalog.oid[])
+          AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT'::text
+          AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+        GROUP BY a.grantee
+        HAVING pg_catalog.count(DISTINCT c.oid) OPERATOR(pg_catalog.=) 3::bigint
+    LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT ON %s.job_progress_live TO %s', '@extschema@', grantee);
+    END LOOP;
+END
+$grant$;
+
 -- The counters are not dumped: restoring the base tables fires the triggers, which count the
 -- restored rows.
