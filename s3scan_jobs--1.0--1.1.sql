@@ -277,8 +277,9 @@ COMMENT ON FUNCTION @extschema@.repair_job_counters(uuid) IS
 
 -- Moves every pending delta this snapshot sees into job_counters, in one statement: a reader
 -- sees the deltas or their sum, never both or neither. A job's newest updated_at is recomputed
--- where a folded delta asks for it. Then removes the all-zero rows of jobs that no longer
--- exist. Readers and writers never wait for it; it waits for another fold or a repair.
+-- where a folded delta asks for it. The row of a job that no longer exists is removed once its
+-- counts are zero (no row means zeros). Readers and writers never wait for it; it waits for
+-- another fold or a repair.
 CREATE FUNCTION @extschema@.fold_job_counters() RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -312,27 +313,30 @@ BEGIN
                CASE WHEN s.recheck THEN (SELECT pg_catalog.max(jo.updated_at) FROM @extschema@.job_objects jo
                                          WHERE jo.job_id OPERATOR(pg_catalog.=) s.job_id)
                     ELSE GREATEST(c.last_object_update, s.last_object_update)
-               END AS last_object_update
+               END AS last_object_update,
+               NOT EXISTS (SELECT FROM @extschema@.jobs j WHERE j.job_id OPERATOR(pg_catalog.=) s.job_id) AS job_gone
         FROM summed s LEFT JOIN @extschema@.job_counters c ON c.job_id OPERATOR(pg_catalog.=) s.job_id),
     put AS (
         INSERT INTO @extschema@.job_counters AS c
-        SELECT f.job_id, f.total_objects, f.queued_count, f.processing_count, f.succeeded_count,
-               f.failed_count, f.total_findings,
-               CASE WHEN f.total_objects OPERATOR(pg_catalog.=) 0::bigint THEN NULL::timestamptz
-                    ELSE f.last_object_update END
-        FROM added f
+        SELECT a.job_id, a.total_objects, a.queued_count, a.processing_count, a.succeeded_count,
+               a.failed_count, a.total_findings,
+               CASE WHEN a.total_objects OPERATOR(pg_catalog.=) 0::bigint THEN NULL::timestamptz
+                    ELSE a.last_object_update END
+        FROM added a
+        WHERE NOT (a.job_gone AND a.total_objects OPERATOR(pg_catalog.=) 0::bigint
+                   AND a.total_findings OPERATOR(pg_catalog.=) 0::bigint)
         ON CONFLICT ON CONSTRAINT job_counters_pkey DO UPDATE
         SET total_objects = excluded.total_objects, queued_count = excluded.queued_count,
             processing_count = excluded.processing_count, succeeded_count = excluded.succeeded_count,
             failed_count = excluded.failed_count, total_findings = excluded.total_findings,
-            last_object_update = excluded.last_object_update)
+            last_object_update = excluded.last_object_update),
+    dropped AS (
+        DELETE FROM @extschema@.job_counters c USING added a
+        WHERE c.job_id OPERATOR(pg_catalog.=) a.job_id AND a.job_gone
+          AND a.total_objects OPERATOR(pg_catalog.=) 0::bigint AND a.total_findings OPERATOR(pg_catalog.=) 0::bigint)
+    -- (put and dropped run although nothing reads them: a data-modifying WITH always runs to
+    -- completion; they touch disjoint rows.)
     SELECT COALESCE(pg_catalog.sum(s.deltas), 0::numeric)::bigint INTO folded FROM summed s;
-    IF folded OPERATOR(pg_catalog.>) 0::bigint THEN
-        DELETE FROM @extschema@.job_counters c
-        WHERE c.total_objects OPERATOR(pg_catalog.=) 0::bigint AND c.total_findings OPERATOR(pg_catalog.=) 0::bigint
-          AND NOT EXISTS (SELECT FROM @extschema@.jobs j WHERE j.job_id OPERATOR(pg_catalog.=) c.job_id)
-          AND NOT EXISTS (SELECT FROM @extschema@.job_counter_deltas d WHERE d.job_id OPERATOR(pg_catalog.=) c.job_id);
-    END IF;
     RETURN folded;
 END
 $body$;
