@@ -218,6 +218,9 @@ BEGIN
         RAISE EXCEPTION 'counter maintenance is off'
             USING ERRCODE = '55000', HINT = 'Turn it on with set_counter_maintenance(true), which rebuilds every counter.';
     END IF;
+    -- The tables it reads first, then the counters: it never holds the counters while it waits
+    -- for a lock someone holds on a table (DDL, a TRUNCATE).
+    LOCK TABLE @extschema@.jobs, @extschema@.job_objects, @extschema@.findings IN ACCESS SHARE MODE;
     LOCK TABLE @extschema@.job_counters IN EXCLUSIVE MODE;
     WITH gone AS (
         DELETE FROM @extschema@.job_counter_deltas d
@@ -287,6 +290,8 @@ CREATE FUNCTION @extschema@.fold_job_counters() RETURNS bigint
 DECLARE
     folded bigint;
 BEGIN
+    -- As in repair_job_counters(): the tables it reads first, then the counters.
+    LOCK TABLE @extschema@.jobs, @extschema@.job_objects IN ACCESS SHARE MODE;
     LOCK TABLE @extschema@.job_counters IN EXCLUSIVE MODE;
     WITH moved AS (
         DELETE FROM @extschema@.job_counter_deltas d RETURNING d.*),

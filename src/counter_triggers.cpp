@@ -157,13 +157,8 @@ AttrNumber column_of(Relation rel, const char *name, Oid type) {
     return (AttrNumber) attnum;
 }
 
-// The delta table next to the triggering table (the extension's schema), and its owner.
-struct DeltaTable {
-    Oid relid;
-    Oid owner;
-};
-
-DeltaTable delta_table_of(Relation triggering) {
+// The delta table next to the triggering table (the extension's schema).
+Oid delta_table_of(Relation triggering) {
     Oid nsp = RelationGetNamespace(triggering);
     Oid relid = get_relname_relid("job_counter_deltas", nsp);
     if (!OidIsValid(relid))
@@ -171,12 +166,16 @@ DeltaTable delta_table_of(Relation triggering) {
                         errmsg("table \"job_counter_deltas\" does not exist in schema \"%s\"", get_namespace_name(nsp)),
                         errhint("The counter triggers of s3scan_jobs 1.1 need it; ALTER EXTENSION s3scan_jobs UPDATE "
                                 "creates it.")));
+    return relid;
+}
+
+Oid owner_of(Oid relid) {
     HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
     if (!HeapTupleIsValid(tuple))
         elog(ERROR, "cache lookup failed for relation %u", relid);
     Oid owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
     ReleaseSysCache(tuple);
-    return {relid, owner};
+    return owner;
 }
 
 // The columns of job_counter_deltas, in the order values are given below.
@@ -254,8 +253,7 @@ void insert_delta(Relation rel, ResultRelInfo *rri, EState *estate, TupleTableSl
 void append_deltas(Relation triggering, DeltaSet *set) {
     if (set->inline_count == 0)
         return;
-    DeltaTable table = delta_table_of(triggering);
-    Relation rel = table_open(table.relid, RowExclusiveLock);
+    Relation rel = table_open(delta_table_of(triggering), RowExclusiveLock);
     map_delta_columns(rel);
     EState *estate = CreateExecutorState();
     ResultRelInfo *rri = makeNode(ResultRelInfo);
@@ -345,8 +343,8 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
     if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("count_truncate() must be fired by TRUNCATE")));
-    DeltaTable table = delta_table_of(trigdata->tg_relation);
-    const char *nsp = quote_identifier(get_namespace_name(get_rel_namespace(table.relid)));
+    Oid deltas = delta_table_of(trigdata->tg_relation);
+    const char *nsp = quote_identifier(get_namespace_name(get_rel_namespace(deltas)));
 
     // Every job's count of the truncated table's rows (folded plus pending) is negated; for
     // objects, the newest updated_at is re-read from the (now empty) table.
@@ -379,7 +377,7 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
     Oid saved_user;
     int saved_context;
     GetUserIdAndSecContext(&saved_user, &saved_context);
-    SetUserIdAndSecContext(table.owner,
+    SetUserIdAndSecContext(owner_of(deltas),
                            saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "s3scan_jobs: SPI_connect failed");
