@@ -203,6 +203,20 @@ CREATE FUNCTION @extschema@.counter_maintenance() RETURNS boolean
           AND t.tgname OPERATOR(pg_catalog.=) 'job_objects_count_inserts'::name;
     END;
 
+-- True when the counters are maintained; else error 55000 (for verify and repair).
+CREATE FUNCTION @extschema@.require_counter_maintenance() RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $body$
+BEGIN
+    IF NOT @extschema@.counter_maintenance() THEN
+        RAISE EXCEPTION 'counter maintenance is off: there are no counters'
+            USING ERRCODE = '55000', HINT = 'Turn it on with set_counter_maintenance(true), which rebuilds every counter.';
+    END IF;
+    RETURN true;
+END
+$body$;
+
 -- Rebuilds the counters of one job (or of all when job_id is null) from the base tables, in one
 -- statement and so in one snapshot: the deltas that snapshot sees are deleted and the counters
 -- set to the counts it sees; deltas committed after it stay pending, so no change made while it
@@ -214,10 +228,7 @@ CREATE FUNCTION @extschema@.repair_job_counters(job_id uuid DEFAULT NULL) RETURN
 DECLARE
     rebuilt bigint;
 BEGIN
-    IF NOT @extschema@.counter_maintenance() THEN
-        RAISE EXCEPTION 'counter maintenance is off'
-            USING ERRCODE = '55000', HINT = 'Turn it on with set_counter_maintenance(true), which rebuilds every counter.';
-    END IF;
+    PERFORM @extschema@.require_counter_maintenance();
     -- The tables it reads first, then the counters: it never holds the counters while it waits
     -- for a lock someone holds on a table (DDL, a TRUNCATE).
     LOCK TABLE @extschema@.jobs, @extschema@.job_objects, @extschema@.findings IN ACCESS SHARE MODE;
@@ -371,7 +382,9 @@ CREATE FUNCTION @extschema@.verify_job_counters(job_id uuid DEFAULT NULL)
             ('total_findings'::text, m.total_findings::text, t.total_findings::text),
             ('last_object_update'::text, m.last_object_update::text, t.last_object_update::text))
             AS v (item, maintained, counted)
-        WHERE v.maintained IS DISTINCT FROM v.counted
+        -- (evaluated once, before any row: refuses when there are no counters to verify)
+        WHERE @extschema@.require_counter_maintenance()
+          AND v.maintained IS DISTINCT FROM v.counted
         ORDER BY 1, 2;
     END;
 REVOKE ALL ON FUNCTION @extschema@.verify_job_counters(uuid) FROM PUBLIC;
