@@ -128,7 +128,7 @@ restore_into() {  # database, version to create first (empty: let pg_restore cre
     as_pg "$PGBIN/pg_restore -h $DIR -p $PORT -d $1 $DIR/scans.dump" 2>"$DIR/restore-$1.err" || true
     echo $(( $(ms) - t0 ))
 }
-say "pg_restore into a 1.0 database (no counters) and into 1.1, twice each, alternating"
+say "pg_restore into a 1.0 database (no counters) and into 1.1, alternating (ABBA)"
 R10A=$(restore_into restored_10 1.0); R11A=$(restore_into restored_11 "")
 R11B=$(restore_into restored_11 ""); R10B=$(restore_into restored_10 1.0)
 RESTORED_DIFFER=$(as_pg "$PSQL -d restored_11 -At -c 'SELECT count(*) FROM verify_job_counters()'")
