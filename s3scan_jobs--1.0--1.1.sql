@@ -34,19 +34,20 @@ CREATE TABLE @extschema@.job_counters (
     last_object_update timestamptz
 );
 
--- Changes not folded yet: one row per statement and job. last_object_update is the newest
+-- Changes not folded yet: one row per statement and job (integers: one statement changes fewer
+-- than 2^31 rows of a job, and sum(integer) adds in bigint, faster than sum(bigint) in numeric). last_object_update is the newest
 -- updated_at the statement wrote (null if it wrote no object row); last_object_update_recheck
 -- says that the statement removed an object row that may have been the job's newest (a DELETE,
 -- or an UPDATE that lowered updated_at or moved rows to another job): the job's newest
 -- updated_at is then read from job_objects until the next fold recomputes it.
 CREATE TABLE @extschema@.job_counter_deltas (
     job_id                     uuid NOT NULL,
-    total_objects              bigint NOT NULL,
-    queued_count               bigint NOT NULL,
-    processing_count           bigint NOT NULL,
-    succeeded_count            bigint NOT NULL,
-    failed_count               bigint NOT NULL,
-    total_findings             bigint NOT NULL,
+    total_objects              integer NOT NULL,
+    queued_count               integer NOT NULL,
+    processing_count           integer NOT NULL,
+    succeeded_count            integer NOT NULL,
+    failed_count               integer NOT NULL,
+    total_findings             integer NOT NULL,
     last_object_update         timestamptz,
     last_object_update_recheck boolean NOT NULL
 );
@@ -144,12 +145,12 @@ FROM (SELECT j.job_id, j.bucket, j.prefix, j.execution_arn, j.created_at, j.upda
       FROM @extschema@.jobs j
       LEFT JOIN @extschema@.job_counters c ON c.job_id OPERATOR(pg_catalog.=) j.job_id
       LEFT JOIN (SELECT x.job_id,
-                        pg_catalog.sum(x.total_objects)::bigint AS total_objects,
-                        pg_catalog.sum(x.queued_count)::bigint AS queued_count,
-                        pg_catalog.sum(x.processing_count)::bigint AS processing_count,
-                        pg_catalog.sum(x.succeeded_count)::bigint AS succeeded_count,
-                        pg_catalog.sum(x.failed_count)::bigint AS failed_count,
-                        pg_catalog.sum(x.total_findings)::bigint AS total_findings,
+                        pg_catalog.sum(x.total_objects) AS total_objects,
+                        pg_catalog.sum(x.queued_count) AS queued_count,
+                        pg_catalog.sum(x.processing_count) AS processing_count,
+                        pg_catalog.sum(x.succeeded_count) AS succeeded_count,
+                        pg_catalog.sum(x.failed_count) AS failed_count,
+                        pg_catalog.sum(x.total_findings) AS total_findings,
                         pg_catalog.max(x.last_object_update) AS last_object_update,
                         pg_catalog.bool_or(x.last_object_update_recheck) AS recheck
                  FROM @extschema@.job_counter_deltas x
@@ -308,12 +309,12 @@ BEGIN
         DELETE FROM @extschema@.job_counter_deltas d RETURNING d.*),
     summed AS (
         SELECT m.job_id,
-               pg_catalog.sum(m.total_objects)::bigint AS total_objects,
-               pg_catalog.sum(m.queued_count)::bigint AS queued_count,
-               pg_catalog.sum(m.processing_count)::bigint AS processing_count,
-               pg_catalog.sum(m.succeeded_count)::bigint AS succeeded_count,
-               pg_catalog.sum(m.failed_count)::bigint AS failed_count,
-               pg_catalog.sum(m.total_findings)::bigint AS total_findings,
+               pg_catalog.sum(m.total_objects) AS total_objects,
+               pg_catalog.sum(m.queued_count) AS queued_count,
+               pg_catalog.sum(m.processing_count) AS processing_count,
+               pg_catalog.sum(m.succeeded_count) AS succeeded_count,
+               pg_catalog.sum(m.failed_count) AS failed_count,
+               pg_catalog.sum(m.total_findings) AS total_findings,
                pg_catalog.max(m.last_object_update) AS last_object_update,
                pg_catalog.bool_or(m.last_object_update_recheck) AS recheck,
                pg_catalog.count(*) AS deltas
