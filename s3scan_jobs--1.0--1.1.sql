@@ -116,6 +116,15 @@ ALTER TABLE @extschema@.findings ENABLE ALWAYS TRIGGER findings_count_inserts,
 
 -- The two definitions of a job's counts ---------------------------------------------------------
 
+-- The newest updated_at of a job's objects, read from job_objects: for a job whose pending deltas
+-- removed what may have been its newest object. In C, priced as cheap (the view calls it for
+-- few jobs: priced as a subquery for every job it made large reads JIT-compiled), answering a
+-- caller who may read job_progress_live, job_summary or job_objects (src/counter_triggers.cpp).
+CREATE FUNCTION @extschema@.newest_object_update(job_id uuid) RETURNS timestamptz
+    LANGUAGE c STABLE PARALLEL SAFE COST 1
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 's3scan_newest_object_update';
+
 -- From the counters: the folded row plus the job's pending deltas, in the statement's snapshot.
 -- A filter on job_id reaches both (an index probe each).
 CREATE VIEW @extschema@.job_progress_from_counters AS
@@ -128,8 +137,7 @@ SELECT s.job_id, s.bucket, s.prefix, s.execution_arn, s.created_at, s.updated_at
                  OPERATOR(pg_catalog./) s.total_objects::numeric
        END AS progress_percent,
        CASE WHEN s.total_objects OPERATOR(pg_catalog.=) 0::bigint THEN NULL::timestamptz
-            WHEN s.recheck THEN (SELECT pg_catalog.max(jo.updated_at) FROM @extschema@.job_objects jo
-                                 WHERE jo.job_id OPERATOR(pg_catalog.=) s.job_id)
+            WHEN s.recheck THEN @extschema@.newest_object_update(s.job_id)
             ELSE GREATEST(s.folded_last_update, s.pending_last_update)
        END AS last_object_update
 FROM (SELECT j.job_id, j.bucket, j.prefix, j.execution_arn, j.created_at, j.updated_at,
@@ -327,8 +335,7 @@ BEGIN
                COALESCE(c.succeeded_count, 0::bigint) OPERATOR(pg_catalog.+) s.succeeded_count AS succeeded_count,
                COALESCE(c.failed_count, 0::bigint) OPERATOR(pg_catalog.+) s.failed_count AS failed_count,
                COALESCE(c.total_findings, 0::bigint) OPERATOR(pg_catalog.+) s.total_findings AS total_findings,
-               CASE WHEN s.recheck THEN (SELECT pg_catalog.max(jo.updated_at) FROM @extschema@.job_objects jo
-                                         WHERE jo.job_id OPERATOR(pg_catalog.=) s.job_id)
+               CASE WHEN s.recheck THEN @extschema@.newest_object_update(s.job_id)
                     ELSE GREATEST(c.last_object_update, s.last_object_update)
                END AS last_object_update,
                NOT EXISTS (SELECT FROM @extschema@.jobs j WHERE j.job_id OPERATOR(pg_catalog.=) s.job_id) AS job_gone
