@@ -4,6 +4,7 @@ S3SCAN_SOURCES = \
 	src/job_status.cpp \
 	src/refresh.cpp \
 	src/touch_trigger.cpp \
+	src/counter_triggers.cpp \
 	src/worker_slots.cpp \
 	src/launcher.cpp \
 	src/refresh_worker.cpp \

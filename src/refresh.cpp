@@ -101,6 +101,19 @@ Oid installed_extension_namespace() {
     return nsp;
 }
 
+bool counters_installed(Oid nsp) {
+    return OidIsValid(get_relname_relid("job_counter_deltas", nsp));
+}
+
+int64 fold_counters(Oid nsp) {
+    char *sql = psprintf("SELECT %s.fold_job_counters()", quote_identifier(get_namespace_name(nsp)));
+    if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "could not fold the counter deltas");
+    bool isnull;
+    Datum folded = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    return isnull ? 0 : DatumGetInt64(folded);
+}
+
 static double elapsed_ms(TimestampTz from, TimestampTz to) {
     return (double) (to - from) / 1000.0;
 }
@@ -184,8 +197,12 @@ static void write_refresh_history(Oid nsp, RefreshOrigin origin, const RefreshRe
         elog(ERROR, "could not prune the refresh history");
 }
 
-// The refresh proper, in the current (sub)transaction. Inside SPI.
+// The refresh proper, in the current (sub)transaction. Inside SPI. With version 1.1's counters
+// the pending deltas are folded first: job_progress is computed from the counters, and without
+// the worker (not preloaded) refreshes are what folds them.
 static void run_refresh(Oid nsp, RefreshReport *report) {
+    if (counters_installed(nsp))
+        fold_counters(nsp);
     char *sql = psprintf("REFRESH MATERIALIZED VIEW %s%s", report->concurrent ? "CONCURRENTLY " : "",
                          qualified(nsp, "job_progress"));
     refresh_by_extension = true;

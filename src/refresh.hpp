@@ -33,6 +33,13 @@ RefreshOrigin origin_of_current_session();
 
 const char *outcome_name(RefreshOutcome outcome);
 
+// Whether the installed version has the per-job counters (1.1 and later) in schema nsp.
+bool counters_installed(Oid nsp);
+
+// Folds the pending counter deltas (fold_job_counters()); returns how many. Inside SPI, in a
+// transaction with a snapshot.
+int64 fold_counters(Oid nsp);
+
 // The schema s3scan_jobs is installed in, or InvalidOid when it is not installed.
 Oid installed_extension_namespace();
 

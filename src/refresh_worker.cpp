@@ -1,6 +1,7 @@
 // The refresh worker: one per database served, started by the launcher (preloaded) or by
 // refresh_worker_start(). It refreshes job_progress every s3scan_jobs.refresh_interval through
-// refresh_job_progress_now(), the same code as refresh_job_progress().
+// refresh_job_progress_now(), the same code as refresh_job_progress(), and between refreshes
+// folds the per-job counter deltas every s3scan_jobs.fold_interval (version 1.1).
 //
 // Its loop follows PostgreSQL's worker_spi: say what it does, wait on the latch, reset it, check
 // for interrupts, reload the configuration when asked, and refresh when due; one transaction, one snapshot and one
@@ -146,6 +147,65 @@ PassResult run_pass(int *failures, MemoryContext pass_context) {
     return result;
 }
 
+// One fold of the counter deltas (version 1.1): one transaction. False when there is nothing to
+// fold into (the extension, or its 1.1 counters, not installed). An error is logged and the
+// next fold comes at the next interval.
+bool run_fold_pass(MemoryContext pass_context) {
+    volatile bool found = false;
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    PG_TRY();
+    {
+        Oid nsp = IsBinaryUpgrade || RecoveryInProgress() ? InvalidOid : installed_extension_namespace();
+        if (OidIsValid(nsp) && counters_installed(nsp)) {
+            found = true;
+            pgstat_report_activity(STATE_RUNNING, "s3scan_jobs: folding counter deltas");
+            if (StatementTimeout > 0)
+                enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+            if (SPI_connect() != SPI_OK_CONNECT)
+                elog(ERROR, "SPI_connect failed");
+            fold_counters(nsp);
+            SPI_finish();
+            disable_timeout(STATEMENT_TIMEOUT, false);
+        }
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+    }
+    PG_CATCH();
+    {
+        HOLD_INTERRUPTS();
+        disable_timeout(STATEMENT_TIMEOUT, false);
+        MemoryContextSwitchTo(pass_context);
+        EmitErrorReport();
+        AbortCurrentTransaction();
+        FlushErrorState();
+        QueryCancelPending = false;
+        RESUME_INTERRUPTS();
+    }
+    PG_END_TRY();
+    pgstat_report_stat(false);
+    return found;
+}
+
+// When the next fold is due, counted from the end of the last fold or refresh (0: folding only
+// at refreshes). Without the counters to fold into, a look at most every kExtensionPollMs.
+TimestampTz next_fold_due(TimestampTz last_end, long interval_ms, bool nothing_to_fold) {
+    if (interval_ms == 0)
+        return 0;
+    long delay = nothing_to_fold ? Max(interval_ms, kExtensionPollMs) : interval_ms;
+    return TimestampTzPlusMilliseconds(last_end == 0 ? GetCurrentTimestamp() : last_end, delay);
+}
+
+// The earlier of two due times, where 0 means never.
+TimestampTz earliest(TimestampTz a, TimestampTz b) {
+    if (a == 0)
+        return b;
+    if (b == 0)
+        return a;
+    return Min(a, b);
+}
+
 // When the next pass is due, counted from the end of the last one: the interval, doubled per
 // consecutive failure up to kMaxBackoffIntervals intervals; without the extension, a poll at
 // most every kExtensionPollMs. 0 when refreshing is off.
@@ -260,10 +320,13 @@ void s3scan_refresh_worker_main(Datum arg) {
     long passes = 0;
     bool no_extension = false;
     TimestampTz last_pass_end = 0;
+    TimestampTz last_fold_end = 0;
+    bool nothing_to_fold = false;
     // Right after start, or when a recycled predecessor had scheduled it.
     TimestampTz next_due = next_pass_due(0, refresh_interval_ms(), 0, false);
     if (next_due != 0 && inherited_due > next_due)
         next_due = inherited_due;
+    TimestampTz next_fold = next_fold_due(0, fold_interval_ms(), false);
 
     for (;;) {
         WorkerState state = next_due == 0  ? WorkerState::Disabled
@@ -272,7 +335,8 @@ void s3scan_refresh_worker_main(Datum arg) {
         publish(state, state == WorkerState::Idle ? next_due : 0);
         pgstat_report_activity(STATE_IDLE, activity_for(state));
 
-        long timeout_ms = next_due == 0 ? -1 : Max((long) ((next_due - GetCurrentTimestamp()) / 1000), 0L);
+        TimestampTz wake = earliest(next_due, next_fold);
+        long timeout_ms = wake == 0 ? -1 : Max((long) ((wake - GetCurrentTimestamp()) / 1000), 0L);
         int events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout_ms >= 0 ? WL_TIMEOUT : 0);
         (void) WaitLatch(MyLatch, events, timeout_ms, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
@@ -286,6 +350,7 @@ void s3scan_refresh_worker_main(Datum arg) {
             ProcessConfigFile(PGC_SIGHUP);
             // A new interval applies at once, counted from the last pass.
             next_due = next_pass_due(last_pass_end, refresh_interval_ms(), failures, no_extension);
+            next_fold = next_fold_due(last_fold_end, fold_interval_ms(), nothing_to_fold);
         }
 
         if (next_due != 0 && GetCurrentTimestamp() >= next_due) {
@@ -296,6 +361,17 @@ void s3scan_refresh_worker_main(Datum arg) {
             passes++;
             last_pass_end = GetCurrentTimestamp();
             next_due = next_pass_due(last_pass_end, refresh_interval_ms(), failures, no_extension);
+            // A refresh folds first.
+            last_fold_end = last_pass_end;
+            next_fold = next_fold_due(last_fold_end, fold_interval_ms(), nothing_to_fold);
+            recycle_if_grown(passes, next_due);
+        } else if (next_fold != 0 && GetCurrentTimestamp() >= next_fold) {
+            MemoryContextReset(pass_context);
+            MemoryContext old = MemoryContextSwitchTo(pass_context);
+            nothing_to_fold = !run_fold_pass(pass_context);
+            MemoryContextSwitchTo(old);
+            last_fold_end = GetCurrentTimestamp();
+            next_fold = next_fold_due(last_fold_end, fold_interval_ms(), nothing_to_fold);
             recycle_if_grown(passes, next_due);
         }
     }

@@ -19,6 +19,7 @@ double s3scan_refresh_interval = 60.0;
 char *s3scan_databases = nullptr;
 int s3scan_history_limit = 10000;
 int s3scan_worker_memory_limit = 64 * 1024;
+double s3scan_fold_interval = 0.1;
 
 void _PG_init(void);
 }
@@ -30,6 +31,10 @@ constexpr double kMinRefreshIntervalS = 0.010;
 
 long refresh_interval_ms() {
     return std::lround(s3scan_refresh_interval * 1000.0);
+}
+
+long fold_interval_ms() {
+    return std::lround(s3scan_fold_interval * 1000.0);
 }
 
 }  // namespace s3scan
@@ -55,6 +60,14 @@ static bool check_refresh_interval(double *newval, void **extra, GucSource sourc
     if (*newval == 0.0 || *newval >= s3scan::kMinRefreshIntervalS - 1e-9)
         return true;
     GUC_check_errdetail("The refresh interval is 0 (refreshing off) or at least 10ms.");
+    return false;
+}
+
+// The same for the fold interval.
+static bool check_fold_interval(double *newval, void **extra, GucSource source) {
+    if (*newval == 0.0 || *newval >= s3scan::kMinRefreshIntervalS - 1e-9)
+        return true;
+    GUC_check_errdetail("The fold interval is 0 (fold only when refreshing) or at least 10ms.");
     return false;
 }
 
@@ -97,6 +110,11 @@ static void define_settings() {
                             "Memory a refresh worker may grow to before it hands over to a fresh process.",
                             "0 means no limit.", &s3scan_worker_memory_limit, 64 * 1024, 0, INT_MAX, PGC_SIGHUP,
                             GUC_UNIT_KB, nullptr, nullptr, nullptr);
+    DefineCustomRealVariable(
+        "s3scan_jobs.fold_interval", "Time between two folds of the per-job counter deltas by the refresh worker.",
+        "0 folds only when job_progress is refreshed; otherwise at least 10ms. A number without unit is seconds.",
+        &s3scan_fold_interval, 0.1, 0.0, INT_MAX / 1000, PGC_SIGHUP, GUC_UNIT_S, check_fold_interval, nullptr,
+        nullptr);
     MarkGUCPrefixReserved("s3scan_jobs");
 }
 

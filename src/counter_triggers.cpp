@@ -1,0 +1,373 @@
+// The triggers that keep the per-job counters: every change to job_objects or findings appends
+// what it changed, per job, to job_counter_deltas (see s3scan_jobs--1.0--1.1.sql).
+//
+// - count_changes(), statement level: reads the statement's transition tables, sums the change
+//   per job (objects by status, findings, the newest updated_at written, whether a row that may
+//   have been the newest left the job), and appends one delta row per job. Does nothing under
+//   session_replication_role = replica, where the row-level trigger counts instead (logical
+//   replication's apply worker fires row-level triggers only).
+// - count_changes(), row level: the same for one row, only under session_replication_role =
+//   replica.
+// - count_truncate(): after TRUNCATE, appends for every job the negation of its current counts
+//   (read with the latest snapshot: TRUNCATE holds its table exclusively, every other writer of it
+//   has committed).
+//
+// The delta rows are written as the owner of job_counter_deltas, in a restricted security
+// context: a writer of job_objects needs no right on it. Nothing here waits for another writer:
+// every writer only inserts.
+#include "pg.hpp"
+
+extern "C" {
+#include "utils/hsearch.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+#include "utils/uuid.h"
+}
+
+namespace {
+
+enum class Counted { Objects, Findings };
+
+// The change one statement made to one job.
+struct JobDelta {
+    pg_uuid_t job_id;  // hash key: first
+    int64 total_objects;
+    int64 by_status[4];  // queued, processing, succeeded, failed
+    int64 total_findings;
+    TimestampTz newest_written;  // newest updated_at among the rows written
+    TimestampTz newest_removed;  // newest updated_at among the rows removed
+    bool wrote;
+    bool removed;
+};
+
+const char *const kStatuses[4] = {"queued", "processing", "succeeded", "failed"};
+
+// Where the counted columns are in the table's rows (1-based attribute numbers).
+struct Columns {
+    AttrNumber job_id;
+    AttrNumber status;
+    AttrNumber updated_at;
+};
+
+// The deltas of one statement, by job: a short array (one job in the common case), a hash table
+// past kInlineJobs jobs.
+constexpr int kInlineJobs = 8;
+struct DeltaSet {
+    JobDelta inline_jobs[kInlineJobs];
+    int inline_count;
+    HTAB *by_job;
+};
+
+JobDelta *delta_for(DeltaSet *set, const pg_uuid_t *job_id) {
+    if (set->by_job == nullptr) {
+        for (int i = 0; i < set->inline_count; i++)
+            if (memcmp(&set->inline_jobs[i].job_id, job_id, sizeof(pg_uuid_t)) == 0)
+                return &set->inline_jobs[i];
+        if (set->inline_count < kInlineJobs) {
+            JobDelta *d = &set->inline_jobs[set->inline_count++];
+            memset(d, 0, sizeof *d);
+            d->job_id = *job_id;
+            return d;
+        }
+        HASHCTL ctl;
+        memset(&ctl, 0, sizeof ctl);
+        ctl.keysize = sizeof(pg_uuid_t);
+        ctl.entrysize = sizeof(JobDelta);
+        ctl.hcxt = CurrentMemoryContext;
+        set->by_job = hash_create("s3scan_jobs statement deltas", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+        for (int i = 0; i < set->inline_count; i++) {
+            JobDelta *d = (JobDelta *) hash_search(set->by_job, &set->inline_jobs[i].job_id, HASH_ENTER, nullptr);
+            *d = set->inline_jobs[i];
+        }
+    }
+    bool found;
+    JobDelta *d = (JobDelta *) hash_search(set->by_job, job_id, HASH_ENTER, &found);
+    if (!found) {
+        memset(d, 0, sizeof *d);
+        d->job_id = *job_id;
+    }
+    return d;
+}
+
+int status_index(Datum status) {
+    text *t = DatumGetTextPP(status);
+    const char *s = VARDATA_ANY(t);
+    int len = VARSIZE_ANY_EXHDR(t);
+    for (int i = 0; i < 4; i++)
+        if ((int) strlen(kStatuses[i]) == len && memcmp(s, kStatuses[i], len) == 0)
+            return i;
+    return -1;  // the table's CHECK constraint makes this impossible
+}
+
+// Adds one row, written (sign +1) or removed (sign -1), to the set.
+void count_row(DeltaSet *set, Counted what, const Columns *cols, TupleTableSlot *slot, int sign) {
+    bool isnull;
+    Datum job = slot_getattr(slot, cols->job_id, &isnull);
+    if (isnull)
+        return;  // NOT NULL column: cannot happen
+    JobDelta *d = delta_for(set, DatumGetUUIDP(job));
+    if (what == Counted::Findings) {
+        d->total_findings += sign;
+        return;
+    }
+    d->total_objects += sign;
+    Datum status = slot_getattr(slot, cols->status, &isnull);
+    int i = isnull ? -1 : status_index(status);
+    if (i >= 0)
+        d->by_status[i] += sign;
+    Datum updated = slot_getattr(slot, cols->updated_at, &isnull);
+    if (!isnull) {
+        TimestampTz ts = DatumGetTimestampTz(updated);
+        if (sign > 0) {
+            d->newest_written = d->wrote ? Max(d->newest_written, ts) : ts;
+            d->wrote = true;
+        } else {
+            d->newest_removed = d->removed ? Max(d->newest_removed, ts) : ts;
+            d->removed = true;
+        }
+    }
+}
+
+void count_tuplestore(DeltaSet *set, Counted what, const Columns *cols, Tuplestorestate *rows, TupleDesc desc,
+                      int sign) {
+    if (rows == nullptr)
+        return;
+    TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+    tuplestore_rescan(rows);
+    while (tuplestore_gettupleslot(rows, true, false, slot))
+        count_row(set, what, cols, slot, sign);
+    ExecDropSingleTupleTableSlot(slot);
+}
+
+void count_heap_tuple(DeltaSet *set, Counted what, const Columns *cols, HeapTuple tuple, TupleDesc desc, int sign) {
+    TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+    ExecStoreHeapTuple(tuple, slot, false);
+    count_row(set, what, cols, slot, sign);
+    ExecDropSingleTupleTableSlot(slot);
+}
+
+// The delta table next to the triggering table (the extension's schema), and its owner.
+struct DeltaTable {
+    Oid relid;
+    Oid owner;
+};
+
+DeltaTable delta_table_of(Relation triggering) {
+    Oid nsp = RelationGetNamespace(triggering);
+    Oid relid = get_relname_relid("job_counter_deltas", nsp);
+    if (!OidIsValid(relid))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("table \"job_counter_deltas\" does not exist in schema \"%s\"", get_namespace_name(nsp)),
+                        errhint("The counter triggers of s3scan_jobs 1.1 need it; ALTER EXTENSION s3scan_jobs UPDATE "
+                                "creates it.")));
+    HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tuple))
+        elog(ERROR, "cache lookup failed for relation %u", relid);
+    Oid owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+    ReleaseSysCache(tuple);
+    return {relid, owner};
+}
+
+// The session's prepared INSERT of one delta row, for the delta table it was prepared for.
+SPIPlanPtr insert_plan = nullptr;
+Oid insert_plan_relid = InvalidOid;
+
+SPIPlanPtr prepared_insert(Oid relid) {
+    if (insert_plan != nullptr && insert_plan_relid == relid)
+        return insert_plan;
+    if (insert_plan != nullptr) {
+        SPI_freeplan(insert_plan);
+        insert_plan = nullptr;
+    }
+    char *sql = psprintf(
+        "INSERT INTO %s.%s (job_id, total_objects, queued_count, processing_count, succeeded_count, "
+        "failed_count, total_findings, last_object_update, last_object_update_recheck) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        quote_identifier(get_namespace_name(get_rel_namespace(relid))), quote_identifier(get_rel_name(relid)));
+    Oid types[9] = {UUIDOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, BOOLOID};
+    SPIPlanPtr plan = SPI_prepare(sql, 9, types);
+    if (plan == nullptr)
+        elog(ERROR, "s3scan_jobs: could not prepare the counter delta insert: %s", SPI_result_code_string(SPI_result));
+    SPI_keepplan(plan);
+    insert_plan = plan;
+    insert_plan_relid = relid;
+    return plan;
+}
+
+void insert_delta(SPIPlanPtr plan, const JobDelta *d) {
+    // A statement that changed nothing countable for the job writes nothing.
+    bool changed = d->total_objects != 0 || d->total_findings != 0 || d->wrote || d->removed;
+    for (int i = 0; i < 4; i++)
+        changed = changed || d->by_status[i] != 0;
+    if (!changed)
+        return;
+    // A removed row may have been the job's newest unless a row at least as new was written.
+    bool recheck = d->removed && (!d->wrote || d->newest_removed > d->newest_written);
+    Datum values[9] = {UUIDPGetDatum(&d->job_id),
+                       Int64GetDatum(d->total_objects),
+                       Int64GetDatum(d->by_status[0]),
+                       Int64GetDatum(d->by_status[1]),
+                       Int64GetDatum(d->by_status[2]),
+                       Int64GetDatum(d->by_status[3]),
+                       Int64GetDatum(d->total_findings),
+                       TimestampTzGetDatum(d->newest_written),
+                       BoolGetDatum(recheck)};
+    char nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', d->wrote ? ' ' : 'n', ' '};
+    int rc = SPI_execute_plan(plan, values, nulls, false, 0);
+    if (rc != SPI_OK_INSERT)
+        elog(ERROR, "s3scan_jobs: counter delta insert failed: %s", SPI_result_code_string(rc));
+}
+
+// Appends the set's deltas, as the delta table's owner.
+void append_deltas(Relation triggering, DeltaSet *set) {
+    if (set->inline_count == 0)
+        return;
+    DeltaTable table = delta_table_of(triggering);
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(table.owner,
+                           saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "s3scan_jobs: SPI_connect failed");
+    SPIPlanPtr plan = prepared_insert(table.relid);
+    if (set->by_job == nullptr) {
+        for (int i = 0; i < set->inline_count; i++)
+            insert_delta(plan, &set->inline_jobs[i]);
+    } else {
+        HASH_SEQ_STATUS seq;
+        hash_seq_init(&seq, set->by_job);
+        for (JobDelta *d; (d = (JobDelta *) hash_seq_search(&seq)) != nullptr;)
+            insert_delta(plan, d);
+    }
+    SPI_finish();
+    SetUserIdAndSecContext(saved_user, saved_context);
+}
+
+Counted counted_by(TriggerData *trigdata, const char *function) {
+    Trigger *trigger = trigdata->tg_trigger;
+    if (trigger->tgnargs == 1 && strcmp(trigger->tgargs[0], "objects") == 0)
+        return Counted::Objects;
+    if (trigger->tgnargs == 1 && strcmp(trigger->tgargs[0], "findings") == 0)
+        return Counted::Findings;
+    ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                    errmsg("%s() takes one argument, 'objects' or 'findings'", function)));
+    return Counted::Objects;
+}
+
+AttrNumber column_of(Relation rel, const char *name, Oid type) {
+    TupleDesc desc = RelationGetDescr(rel);
+    int attnum = SPI_fnumber(desc, name);
+    if (attnum <= 0 || TupleDescAttr(desc, attnum - 1)->atttypid != type)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                        errmsg("table \"%s\" has no column \"%s\" of type %s", RelationGetRelationName(rel), name,
+                               format_type_be(type))));
+    return (AttrNumber) attnum;
+}
+
+TriggerData *trigger_data(FunctionCallInfo fcinfo, const char *function) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s() can only be called as a trigger", function)));
+    TriggerData *trigdata = (TriggerData *) fcinfo->context;
+    if (!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s() must be fired AFTER", function)));
+    return trigdata;
+}
+
+}  // namespace
+
+S3SCAN_SQL_FUNCTION(s3scan_count_changes) {
+    TriggerData *trigdata = trigger_data(fcinfo, "count_changes");
+    Counted what = counted_by(trigdata, "count_changes");
+    bool replica = SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA;
+    bool row_level = TRIGGER_FIRED_FOR_ROW(trigdata->tg_event);
+    // One of the two counts each change: the row-level trigger under the replica role, the
+    // statement-level one otherwise.
+    if (row_level != replica || TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+        return PointerGetDatum(nullptr);
+
+    Relation rel = trigdata->tg_relation;
+    Columns cols = {column_of(rel, "job_id", UUIDOID), 0, 0};
+    if (what == Counted::Objects) {
+        cols.status = column_of(rel, "status", TEXTOID);
+        cols.updated_at = column_of(rel, "updated_at", TIMESTAMPTZOID);
+    }
+    TupleDesc desc = RelationGetDescr(rel);
+    DeltaSet set;
+    set.inline_count = 0;
+    set.by_job = nullptr;
+    if (row_level) {
+        if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event)) {
+            count_heap_tuple(&set, what, &cols, trigdata->tg_trigtuple, desc, +1);
+        } else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event)) {
+            count_heap_tuple(&set, what, &cols, trigdata->tg_trigtuple, desc, -1);
+        } else {
+            count_heap_tuple(&set, what, &cols, trigdata->tg_trigtuple, desc, -1);
+            count_heap_tuple(&set, what, &cols, trigdata->tg_newtuple, desc, +1);
+        }
+    } else {
+        count_tuplestore(&set, what, &cols, trigdata->tg_oldtable, desc, -1);
+        count_tuplestore(&set, what, &cols, trigdata->tg_newtable, desc, +1);
+    }
+    append_deltas(rel, &set);
+    return PointerGetDatum(nullptr);
+}
+
+S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
+    TriggerData *trigdata = trigger_data(fcinfo, "count_truncate");
+    Counted what = counted_by(trigdata, "count_truncate");
+    if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("count_truncate() must be fired by TRUNCATE")));
+    DeltaTable table = delta_table_of(trigdata->tg_relation);
+    const char *nsp = quote_identifier(get_namespace_name(get_rel_namespace(table.relid)));
+
+    // Every job's count of the truncated table's rows (folded plus pending) is negated; for
+    // objects, the newest updated_at is re-read from the (now empty) table.
+    const char *negated =
+        what == Counted::Objects
+            ? "SELECT s.job_id, OPERATOR(pg_catalog.-) pg_catalog.sum(s.total_objects)::bigint, "
+              "OPERATOR(pg_catalog.-) pg_catalog.sum(s.queued_count)::bigint, "
+              "OPERATOR(pg_catalog.-) pg_catalog.sum(s.processing_count)::bigint, "
+              "OPERATOR(pg_catalog.-) pg_catalog.sum(s.succeeded_count)::bigint, "
+              "OPERATOR(pg_catalog.-) pg_catalog.sum(s.failed_count)::bigint, 0::bigint, NULL::timestamptz, true "
+            : "SELECT s.job_id, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, "
+              "OPERATOR(pg_catalog.-) pg_catalog.sum(s.total_findings)::bigint, NULL::timestamptz, false ";
+    const char *having = what == Counted::Objects
+                             ? "pg_catalog.sum(s.total_objects) OPERATOR(pg_catalog.<>) 0::numeric "
+                               "OR pg_catalog.sum(s.queued_count) OPERATOR(pg_catalog.<>) 0::numeric "
+                               "OR pg_catalog.sum(s.processing_count) OPERATOR(pg_catalog.<>) 0::numeric "
+                               "OR pg_catalog.sum(s.succeeded_count) OPERATOR(pg_catalog.<>) 0::numeric "
+                               "OR pg_catalog.sum(s.failed_count) OPERATOR(pg_catalog.<>) 0::numeric"
+                             : "pg_catalog.sum(s.total_findings) OPERATOR(pg_catalog.<>) 0::numeric";
+    char *sql = psprintf(
+        "INSERT INTO %s.job_counter_deltas %s"
+        "FROM (SELECT c.job_id, c.total_objects, c.queued_count, c.processing_count, c.succeeded_count, "
+        "             c.failed_count, c.total_findings FROM %s.job_counters c "
+        "      UNION ALL "
+        "      SELECT d.job_id, d.total_objects, d.queued_count, d.processing_count, d.succeeded_count, "
+        "             d.failed_count, d.total_findings FROM %s.job_counter_deltas d) s "
+        "GROUP BY s.job_id HAVING %s",
+        nsp, negated, nsp, nsp, having);
+
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(table.owner,
+                           saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "s3scan_jobs: SPI_connect failed");
+    SPIPlanPtr plan = SPI_prepare(sql, 0, nullptr);
+    if (plan == nullptr)
+        elog(ERROR, "s3scan_jobs: could not prepare the truncate delta: %s", SPI_result_code_string(SPI_result));
+    // The latest snapshot: every other writer of the truncated table has committed (TRUNCATE
+    // holds it exclusively), also in a REPEATABLE READ transaction whose snapshot is older.
+    int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, false, 0);
+    if (rc != SPI_OK_INSERT)
+        elog(ERROR, "s3scan_jobs: truncate delta insert failed: %s", SPI_result_code_string(rc));
+    SPI_finish();
+    SetUserIdAndSecContext(saved_user, saved_context);
+    return PointerGetDatum(nullptr);
+}
