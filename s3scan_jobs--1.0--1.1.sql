@@ -203,6 +203,20 @@ CREATE FUNCTION @extschema@.counter_maintenance() RETURNS boolean
           AND t.tgname OPERATOR(pg_catalog.=) 'job_objects_count_inserts'::name;
     END;
 
+-- True when the counters are maintained; else error 55000 (for verify and repair).
+CREATE FUNCTION @extschema@.require_counter_maintenance() RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $body$
+BEGIN
+    IF NOT @extschema@.counter_maintenance() THEN
+        RAISE EXCEPTION 'counter maintenance is off: there are no counters'
+            USING ERRCODE = '55000', HINT = 'Turn it on with set_counter_maintenance(true), which rebuilds every counter.';
+    END IF;
+    RETURN true;
+END
+$body$;
+
 -- Rebuilds the counters of one job (or of all when job_id is null) from the base tables, in one
 -- statement and so in one snapshot: the deltas that snapshot sees are deleted and the counters
 -- set to the counts it sees; deltas committed after it stay pending, so no change made while it
@@ -214,10 +228,10 @@ CREATE FUNCTION @extschema@.repair_job_counters(job_id uuid DEFAULT NULL) RETURN
 DECLARE
     rebuilt bigint;
 BEGIN
-    IF NOT @extschema@.counter_maintenance() THEN
-        RAISE EXCEPTION 'counter maintenance is off'
-            USING ERRCODE = '55000', HINT = 'Turn it on with set_counter_maintenance(true), which rebuilds every counter.';
-    END IF;
+    PERFORM @extschema@.require_counter_maintenance();
+    -- The tables it reads first, then the counters: it never holds the counters while it waits
+    -- for a lock someone holds on a table (DDL, a TRUNCATE).
+    LOCK TABLE @extschema@.jobs, @extschema@.job_objects, @extschema@.findings IN ACCESS SHARE MODE;
     LOCK TABLE @extschema@.job_counters IN EXCLUSIVE MODE;
     WITH gone AS (
         DELETE FROM @extschema@.job_counter_deltas d
@@ -277,8 +291,9 @@ COMMENT ON FUNCTION @extschema@.repair_job_counters(uuid) IS
 
 -- Moves every pending delta this snapshot sees into job_counters, in one statement: a reader
 -- sees the deltas or their sum, never both or neither. A job's newest updated_at is recomputed
--- where a folded delta asks for it. Then removes the all-zero rows of jobs that no longer
--- exist. Readers and writers never wait for it; it waits for another fold or a repair.
+-- where a folded delta asks for it. The row of a job that no longer exists is removed once its
+-- counts are zero (no row means zeros). Readers and writers never wait for it; it waits for
+-- another fold or a repair.
 CREATE FUNCTION @extschema@.fold_job_counters() RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -286,6 +301,8 @@ CREATE FUNCTION @extschema@.fold_job_counters() RETURNS bigint
 DECLARE
     folded bigint;
 BEGIN
+    -- As in repair_job_counters(): the tables it reads first, then the counters.
+    LOCK TABLE @extschema@.jobs, @extschema@.job_objects IN ACCESS SHARE MODE;
     LOCK TABLE @extschema@.job_counters IN EXCLUSIVE MODE;
     WITH moved AS (
         DELETE FROM @extschema@.job_counter_deltas d RETURNING d.*),
@@ -312,27 +329,30 @@ BEGIN
                CASE WHEN s.recheck THEN (SELECT pg_catalog.max(jo.updated_at) FROM @extschema@.job_objects jo
                                          WHERE jo.job_id OPERATOR(pg_catalog.=) s.job_id)
                     ELSE GREATEST(c.last_object_update, s.last_object_update)
-               END AS last_object_update
+               END AS last_object_update,
+               NOT EXISTS (SELECT FROM @extschema@.jobs j WHERE j.job_id OPERATOR(pg_catalog.=) s.job_id) AS job_gone
         FROM summed s LEFT JOIN @extschema@.job_counters c ON c.job_id OPERATOR(pg_catalog.=) s.job_id),
     put AS (
         INSERT INTO @extschema@.job_counters AS c
-        SELECT f.job_id, f.total_objects, f.queued_count, f.processing_count, f.succeeded_count,
-               f.failed_count, f.total_findings,
-               CASE WHEN f.total_objects OPERATOR(pg_catalog.=) 0::bigint THEN NULL::timestamptz
-                    ELSE f.last_object_update END
-        FROM added f
+        SELECT a.job_id, a.total_objects, a.queued_count, a.processing_count, a.succeeded_count,
+               a.failed_count, a.total_findings,
+               CASE WHEN a.total_objects OPERATOR(pg_catalog.=) 0::bigint THEN NULL::timestamptz
+                    ELSE a.last_object_update END
+        FROM added a
+        WHERE NOT (a.job_gone AND a.total_objects OPERATOR(pg_catalog.=) 0::bigint
+                   AND a.total_findings OPERATOR(pg_catalog.=) 0::bigint)
         ON CONFLICT ON CONSTRAINT job_counters_pkey DO UPDATE
         SET total_objects = excluded.total_objects, queued_count = excluded.queued_count,
             processing_count = excluded.processing_count, succeeded_count = excluded.succeeded_count,
             failed_count = excluded.failed_count, total_findings = excluded.total_findings,
-            last_object_update = excluded.last_object_update)
+            last_object_update = excluded.last_object_update),
+    dropped AS (
+        DELETE FROM @extschema@.job_counters c USING added a
+        WHERE c.job_id OPERATOR(pg_catalog.=) a.job_id AND a.job_gone
+          AND a.total_objects OPERATOR(pg_catalog.=) 0::bigint AND a.total_findings OPERATOR(pg_catalog.=) 0::bigint)
+    -- (put and dropped run although nothing reads them: a data-modifying WITH always runs to
+    -- completion; they touch disjoint rows.)
     SELECT COALESCE(pg_catalog.sum(s.deltas), 0::numeric)::bigint INTO folded FROM summed s;
-    IF folded OPERATOR(pg_catalog.>) 0::bigint THEN
-        DELETE FROM @extschema@.job_counters c
-        WHERE c.total_objects OPERATOR(pg_catalog.=) 0::bigint AND c.total_findings OPERATOR(pg_catalog.=) 0::bigint
-          AND NOT EXISTS (SELECT FROM @extschema@.jobs j WHERE j.job_id OPERATOR(pg_catalog.=) c.job_id)
-          AND NOT EXISTS (SELECT FROM @extschema@.job_counter_deltas d WHERE d.job_id OPERATOR(pg_catalog.=) c.job_id);
-    END IF;
     RETURN folded;
 END
 $body$;
@@ -362,7 +382,9 @@ CREATE FUNCTION @extschema@.verify_job_counters(job_id uuid DEFAULT NULL)
             ('total_findings'::text, m.total_findings::text, t.total_findings::text),
             ('last_object_update'::text, m.last_object_update::text, t.last_object_update::text))
             AS v (item, maintained, counted)
-        WHERE v.maintained IS DISTINCT FROM v.counted
+        -- (evaluated once, before any row: refuses when there are no counters to verify)
+        WHERE @extschema@.require_counter_maintenance()
+          AND v.maintained IS DISTINCT FROM v.counted
         ORDER BY 1, 2;
     END;
 REVOKE ALL ON FUNCTION @extschema@.verify_job_counters(uuid) FROM PUBLIC;
@@ -422,6 +444,29 @@ COMMENT ON FUNCTION @extschema@.set_counter_maintenance(boolean) IS
 -- writers wait for this recount and no change escapes it).
 SELECT @extschema@.define_job_progress_live(true);
 SELECT @extschema@.repair_job_counters(NULL::uuid);
+
+-- In 1.0, job_status(id, true) read the tables with the caller's rights; since 1.1 it reads
+-- job_progress_live with the caller's rights on that view (the counters are granted to no
+-- client). So every grantee that could read all three tables, and so call it, may read the view.
+DO $grant$
+DECLARE
+    grantee text;
+BEGIN
+    FOR grantee IN
+        SELECT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
+                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)::text) END
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid OPERATOR(pg_catalog.=) ANY (ARRAY['@extschema@.jobs'::pg_catalog.regclass,
+                  '@extschema@.job_objects'::pg_catalog.regclass, '@extschema@.findings'::pg_catalog.regclass]::pg_catalog.oid[])
+          AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT'::text
+          AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+        GROUP BY a.grantee
+        HAVING pg_catalog.count(DISTINCT c.oid) OPERATOR(pg_catalog.=) 3::bigint
+    LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT ON %s.job_progress_live TO %s', '@extschema@', grantee);
+    END LOOP;
+END
+$grant$;
 
 -- The counters are not dumped: restoring the base tables fires the triggers, which count the
 -- restored rows.

@@ -350,6 +350,20 @@ BEGIN
             EXECUTE pg_catalog.format('GRANT USAGE ON SEQUENCE %s.job_objects_id_seq TO %s', target, g.grantee_sql);
         END IF;
     END LOOP;
+    -- A role that could read all three tables could count a job's objects itself; the extension's
+    -- real-time answer, job_status(id, true), reads job_progress_live: it may read that view.
+    FOR g IN
+        SELECT CASE WHEN x.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
+                    ELSE pg_catalog.quote_ident(r.rolname::text) END AS grantee_sql
+        FROM s3scan_migrate_grants x
+        LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) x.grantee
+        WHERE x.object OPERATOR(pg_catalog.=) ANY (ARRAY['jobs', 'job_objects', 'findings'])
+          AND x.privilege_type OPERATOR(pg_catalog.=) 'SELECT' AND x.column_name IS NULL
+        GROUP BY x.grantee, r.rolname
+        HAVING pg_catalog.count(DISTINCT x.object) OPERATOR(pg_catalog.=) 3::bigint
+    LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT ON %s.job_progress_live TO %s', target, g.grantee_sql);
+    END LOOP;
 END
 $grants$;
 

@@ -129,16 +129,17 @@ $$;
 SELECT total_objects, queued, processing, succeeded, failed, total_findings
 FROM job_summary WHERE job_id = 'b0000000-0000-4000-8000-000000000005';
 
--- SELECT * FROM job_summary WHERE job_id = ... reads job_objects and findings
--- by job_id through an index (never a sequential scan of either, never an
--- index scan without a condition).
+-- SELECT * FROM job_summary WHERE job_id = ... reads the job's counters and
+-- its pending deltas by job_id through an index (never a sequential scan of
+-- either, never an index scan without a condition), and neither job_objects
+-- nor findings (version 1.1: the per-job counters).
 SELECT node->>'Relation Name' AS rel,
        count(*) >= 1 AS scanned,
        bool_and(CASE WHEN node->>'Node Type' IN ('Index Scan', 'Index Only Scan') THEN node ? 'Index Cond'
                      WHEN node->>'Node Type' = 'Bitmap Heap Scan' THEN true
                      ELSE false END) AS keyed_by_index
 FROM pg_temp.plan_nodes($q$SELECT * FROM job_summary WHERE job_id = 'b0000000-0000-4000-8000-000000000005'$q$) AS p(node)
-WHERE node->>'Relation Name' IN ('job_objects', 'findings')
+WHERE node->>'Relation Name' IN ('job_objects', 'findings', 'job_counters', 'job_counter_deltas')
 GROUP BY 1 ORDER BY 1;
 
 -- and no plan node handles anywhere near N * M = 600 rows: objects are not

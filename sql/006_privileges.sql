@@ -39,8 +39,10 @@ SET ROLE regress_s3scan_monitor;
 SELECT count(*) > 0 AS sees_workers FROM refresh_worker_status;
 RESET ROLE;
 
--- With SELECT on the tables and views the API reads, job_status works; the real-time answer
--- reads job_progress_live's definition with the caller's rights: the tables, not the view.
+-- The cached answer reads job_progress (and the job's row, and the refresh log) with the
+-- caller's rights; the real-time answer reads job_progress_live with the caller's rights on
+-- that view (since 1.1 it reads the per-job counters, which no client is granted), as a read of
+-- job_summary does. SELECT on the tables alone is not enough for it.
 GRANT SELECT ON jobs, job_objects, findings, job_progress, materialized_view_refresh_log TO regress_s3scan_reader;
 SET ROLE regress_s3scan_reader;
 SELECT total_objects, succeeded_count, status, data_source,
@@ -48,17 +50,39 @@ SELECT total_objects, succeeded_count, status, data_source,
 FROM job_status('10000000-0000-4000-8000-000000000001');
 SELECT total_objects, succeeded_count, status, data_source
 FROM job_status('10000000-0000-4000-8000-000000000001', true);
+RESET ROLE;
+GRANT SELECT ON job_progress_live TO regress_s3scan_reader;
+SET ROLE regress_s3scan_reader;
+SELECT total_objects, succeeded_count, status, data_source
+FROM job_status('10000000-0000-4000-8000-000000000001', true);
 SELECT count(*) FROM job_status('10000000-0000-4000-8000-0000000000ff');
--- reading does not give the right to refresh, or to write
+-- reading does not give the right to refresh, or to write, or to read the counters directly
 SELECT outcome FROM refresh_job_progress();
 INSERT INTO jobs (job_id, bucket) VALUES ('10000000-0000-4000-8000-000000000002', 'b');
+SELECT count(*) FROM job_counters;
+SELECT count(*) FROM job_counter_deltas;
 RESET ROLE;
 
 -- REVOKE takes it away again.
-REVOKE SELECT ON job_objects FROM regress_s3scan_reader;
+REVOKE SELECT ON job_progress_live FROM regress_s3scan_reader;
 SET ROLE regress_s3scan_reader;
 SELECT status FROM job_status('10000000-0000-4000-8000-000000000001', true);
 RESET ROLE;
+
+-- A writer needs no right on the counters: the triggers append the deltas as their owner.
+GRANT INSERT, UPDATE, DELETE ON job_objects, findings TO regress_s3scan_reader;
+GRANT USAGE ON SEQUENCE job_objects_id_seq, findings_id_seq TO regress_s3scan_reader;
+SET ROLE regress_s3scan_reader;
+INSERT INTO job_objects (job_id, bucket, key, etag) VALUES ('10000000-0000-4000-8000-000000000001', 'b', 'written-by-reader', 'e');
+UPDATE job_objects SET status = 'failed' WHERE key = 'written-by-reader';
+INSERT INTO findings (job_id, bucket, key, detector, masked_match, byte_offset)
+VALUES ('10000000-0000-4000-8000-000000000001', 'b', 'written-by-reader', 'd', '*', 1);
+DELETE FROM findings WHERE key = 'written-by-reader';
+DELETE FROM job_objects WHERE key = 'written-by-reader';
+RESET ROLE;
+SELECT count(*) AS differing FROM verify_job_counters();
+REVOKE INSERT, UPDATE, DELETE ON job_objects, findings FROM regress_s3scan_reader;
+REVOKE USAGE ON SEQUENCE job_objects_id_seq, findings_id_seq FROM regress_s3scan_reader;
 
 -- job_summary and job_progress_live read with their owner's rights: SELECT on a view alone is
 -- enough to read it (as before the extension existed, for a dashboard role), not the tables.
@@ -136,7 +160,8 @@ RETURNS TABLE (fn regprocedure, pins_search_path boolean) LANGUAGE sql AS $$
 $$;
 SELECT count(*) >= 3 AS has_functions,
        bool_and(pins_search_path) FILTER (WHERE fn NOT IN ('touch_updated_at()'::regprocedure,
-           'on_refresh_command_start()'::regprocedure, 'on_refresh_command_end()'::regprocedure))
+           'on_refresh_command_start()'::regprocedure, 'on_refresh_command_end()'::regprocedure,
+           'count_changes()'::regprocedure, 'count_truncate()'::regprocedure))
            AS all_others_pin_search_path
 FROM pg_temp.ext_functions('s3scan_jobs');
 -- (lists every function that does not, with its language)
@@ -145,8 +170,11 @@ FROM pg_temp.ext_functions('s3scan_jobs') f
 JOIN pg_proc p ON p.oid = f.fn JOIN pg_language l ON l.oid = p.prolang
 WHERE NOT f.pins_search_path ORDER BY 1;
 
--- One function runs with its owner's rights: refresh_job_progress(), so that the right to
--- refresh can be granted alone. It pins search_path (above).
+-- Four functions run with their owner's rights, so that each right can be granted alone:
+-- refresh_job_progress(), and the counters' fold, verify and repair. They pin search_path
+-- (above). The counter triggers (C, no SQL name resolved with the session's search_path: their
+-- statements are qualified) write as the owner of job_counter_deltas without being SECURITY
+-- DEFINER.
 SELECT f.fn AS security_definer_function
 FROM pg_temp.ext_functions('s3scan_jobs') f JOIN pg_proc p ON p.oid = f.fn
 WHERE p.prosecdef;

@@ -37,12 +37,17 @@ SELECT outcome FROM refresh_job_progress();
 -- Scan counters of job_objects and findings as this backend counts them.
 -- Inside a transaction block they are not flushed, so differences between
 -- two readings in one transaction count exactly the scans in between.
-CREATE FUNCTION pg_temp.counters() RETURNS TABLE (jo_seq bigint, jo_idx bigint, f_seq bigint, f_idx bigint)
+CREATE FUNCTION pg_temp.counters() RETURNS TABLE (jo_seq bigint, jo_idx bigint, f_seq bigint, f_idx bigint,
+                                                  c_seq bigint, c_idx bigint, d_seq bigint, d_idx bigint)
 LANGUAGE sql AS $$
     SELECT (SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'job_objects'::regclass),
            (SELECT coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables WHERE relid = 'job_objects'::regclass),
            (SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'findings'::regclass),
-           (SELECT coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables WHERE relid = 'findings'::regclass)
+           (SELECT coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables WHERE relid = 'findings'::regclass),
+           (SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'job_counters'::regclass),
+           (SELECT coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables WHERE relid = 'job_counters'::regclass),
+           (SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'job_counter_deltas'::regclass),
+           (SELECT coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables WHERE relid = 'job_counter_deltas'::regclass)
 $$;
 
 -- Cached: job_objects and findings are not read at all. (Several calls, so
@@ -58,15 +63,18 @@ SELECT jo_seq - :c0_jo_seq AS job_objects_seq_scans, jo_idx - :c0_jo_idx AS job_
 FROM pg_temp.counters();
 COMMIT;
 
--- Real time: exact counts, and no sequential scan of job_objects or
--- findings (both are read by index).
+-- Real time: exact counts from the job's counters and pending deltas, each
+-- read by index; job_objects and findings are not read at all.
 BEGIN;
 SELECT * FROM pg_temp.counters() \gset c1_
 SELECT total_objects, succeeded_count, total_findings, status, data_source
 FROM job_status('20000000-0000-4000-8000-000000000061', true);
 SELECT count(*) FROM generate_series(1, 10) g, job_status('20000000-0000-4000-8000-000000000061', g > 0);
-SELECT jo_seq - :c1_jo_seq AS job_objects_seq_scans, jo_idx - :c1_jo_idx > 0 AS job_objects_by_index,
-       f_seq - :c1_f_seq AS findings_seq_scans, f_idx - :c1_f_idx > 0 AS findings_by_index
+SELECT jo_seq - :c1_jo_seq AS job_objects_seq_scans, jo_idx - :c1_jo_idx AS job_objects_index_scans,
+       f_seq - :c1_f_seq AS findings_seq_scans, f_idx - :c1_f_idx AS findings_index_scans
+FROM pg_temp.counters();
+SELECT c_seq - :c1_c_seq AS counters_seq_scans, c_idx - :c1_c_idx > 0 AS counters_by_index,
+       d_seq - :c1_d_seq AS deltas_seq_scans, d_idx - :c1_d_idx > 0 AS deltas_by_index
 FROM pg_temp.counters();
 COMMIT;
 

@@ -92,7 +92,17 @@ INSERT INTO actions (what, q) VALUES
     ('SET history_limit',           'SET s3scan_jobs.history_limit = 5'),
     ('SET refresh_interval',        $q$SET s3scan_jobs.refresh_interval = '5s'$q$),
     ('SET database',                $q$SET s3scan_jobs.database = 'x'$q$),
-    ('SET worker_memory_limit',     $q$SET s3scan_jobs.worker_memory_limit = '1MB'$q$);
+    ('SET worker_memory_limit',     $q$SET s3scan_jobs.worker_memory_limit = '1MB'$q$),
+    ('SET fold_interval',           $q$SET s3scan_jobs.fold_interval = '1s'$q$),
+    ('SELECT job_counters',         'SELECT * FROM job_counters'),
+    ('INSERT job_counters',         $q$INSERT INTO job_counters VALUES ('12000000-0000-4000-8000-0000000000ff', 1, 1, 0, 0, 0, 0, now())$q$),
+    ('SELECT job_counter_deltas',   'SELECT * FROM job_counter_deltas'),
+    ('INSERT job_counter_deltas',   $q$INSERT INTO job_counter_deltas VALUES ('12000000-0000-4000-8000-000000000001', 1, 1, 0, 0, 0, 0, now(), false)$q$),
+    ('fold_job_counters()',         'SELECT fold_job_counters()'),
+    ('verify_job_counters()',       'SELECT * FROM verify_job_counters()'),
+    ('repair_job_counters()',       'SELECT repair_job_counters()'),
+    ('counter_maintenance()',       'SELECT counter_maintenance()'),
+    ('set_counter_maintenance()',   'SELECT set_counter_maintenance(true)');
 
 CREATE TEMP TABLE matrix AS
 SELECT a.n AS action_n, a.what, ro.n AS role_n, ro.who, pg_temp.try(ro.r, a.q) AS result

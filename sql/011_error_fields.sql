@@ -48,8 +48,27 @@ $$;
 SET ROLE regress_s3scan_rls;
 -- cached path (row-level security: the read runs as a SQL plan)
 SELECT * FROM pg_temp.error_fields(false);
--- real-time path (job_progress_live's definition, read with the caller's rights)
-SELECT * FROM pg_temp.error_fields(true);
+RESET ROLE;
+-- The real-time path reads job_progress_live with the caller's rights on that view, and the view
+-- reads the tables and counters with its owner's (a superuser: no row-level security applies,
+-- and no function of a user's runs there). The error it can meet is the caller's: no right on
+-- the view. It arrives with its SQLSTATE, message and the context of the job_status call.
+REVOKE SELECT ON job_progress_live FROM regress_s3scan_rls;
+CREATE FUNCTION pg_temp.real_time_error()
+RETURNS TABLE (field text, value text) LANGUAGE plpgsql AS $$
+DECLARE
+    f_state text; f_message text; f_context text;
+BEGIN
+    PERFORM * FROM job_status('11000000-0000-4000-8000-000000000001', true);
+    field := 'no error'; RETURN NEXT;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS f_state = RETURNED_SQLSTATE, f_message = MESSAGE_TEXT, f_context = PG_EXCEPTION_CONTEXT;
+    RETURN QUERY VALUES ('sqlstate', f_state), ('message', f_message),
+        ('context names the caller', (f_context LIKE '%real_time_error%')::text);
+END
+$$;
+SET ROLE regress_s3scan_rls;
+SELECT * FROM pg_temp.real_time_error();
 RESET ROLE;
 
 DROP POLICY s3scan_raises ON jobs;

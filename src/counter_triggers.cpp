@@ -12,9 +12,10 @@
 //   (read with the latest snapshot: TRUNCATE holds its table exclusively, every other writer of it
 //   has committed).
 //
-// The delta rows are written as the owner of job_counter_deltas, in a restricted security
-// context: a writer of job_objects needs no right on it. Nothing here waits for another writer:
-// every writer only inserts.
+// The delta rows are the extension's bookkeeping: written directly into job_counter_deltas and
+// its index (no SQL, no permission check), so a writer of job_objects needs no right on it; the
+// TRUNCATE trigger's one statement runs as the table's owner. Nothing here waits for another
+// writer: every writer only inserts.
 #include "pg.hpp"
 
 extern "C" {
@@ -146,13 +147,18 @@ void count_heap_tuple(DeltaSet *set, Counted what, const Columns *cols, HeapTupl
     ExecDropSingleTupleTableSlot(slot);
 }
 
-// The delta table next to the triggering table (the extension's schema), and its owner.
-struct DeltaTable {
-    Oid relid;
-    Oid owner;
-};
+AttrNumber column_of(Relation rel, const char *name, Oid type) {
+    TupleDesc desc = RelationGetDescr(rel);
+    int attnum = SPI_fnumber(desc, name);
+    if (attnum <= 0 || TupleDescAttr(desc, attnum - 1)->atttypid != type)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                        errmsg("table \"%s\" has no column \"%s\" of type %s", RelationGetRelationName(rel), name,
+                               format_type_be(type))));
+    return (AttrNumber) attnum;
+}
 
-DeltaTable delta_table_of(Relation triggering) {
+// The delta table next to the triggering table (the extension's schema).
+Oid delta_table_of(Relation triggering) {
     Oid nsp = RelationGetNamespace(triggering);
     Oid relid = get_relname_relid("job_counter_deltas", nsp);
     if (!OidIsValid(relid))
@@ -160,88 +166,113 @@ DeltaTable delta_table_of(Relation triggering) {
                         errmsg("table \"job_counter_deltas\" does not exist in schema \"%s\"", get_namespace_name(nsp)),
                         errhint("The counter triggers of s3scan_jobs 1.1 need it; ALTER EXTENSION s3scan_jobs UPDATE "
                                 "creates it.")));
+    return relid;
+}
+
+Oid owner_of(Oid relid) {
     HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
     if (!HeapTupleIsValid(tuple))
         elog(ERROR, "cache lookup failed for relation %u", relid);
     Oid owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
     ReleaseSysCache(tuple);
-    return {relid, owner};
+    return owner;
 }
 
-// The session's prepared INSERT of one delta row, for the delta table it was prepared for.
-SPIPlanPtr insert_plan = nullptr;
-Oid insert_plan_relid = InvalidOid;
+// The columns of job_counter_deltas, in the order values are given below.
+constexpr int kDeltaColumns = 9;
+const char *const kDeltaColumnNames[kDeltaColumns] = {
+    "job_id",         "total_objects",  "queued_count",       "processing_count",          "succeeded_count",
+    "failed_count",   "total_findings", "last_object_update", "last_object_update_recheck"};
+const Oid kDeltaColumnTypes[kDeltaColumns] = {UUIDOID, INT8OID, INT8OID,        INT8OID, INT8OID,
+                                              INT8OID, INT8OID, TIMESTAMPTZOID, BOOLOID};
 
-SPIPlanPtr prepared_insert(Oid relid) {
-    if (insert_plan != nullptr && insert_plan_relid == relid)
-        return insert_plan;
-    if (insert_plan != nullptr) {
-        SPI_freeplan(insert_plan);
-        insert_plan = nullptr;
-    }
-    char *sql = psprintf(
-        "INSERT INTO %s.%s (job_id, total_objects, queued_count, processing_count, succeeded_count, "
-        "failed_count, total_findings, last_object_update, last_object_update_recheck) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        quote_identifier(get_namespace_name(get_rel_namespace(relid))), quote_identifier(get_rel_name(relid)));
-    Oid types[9] = {UUIDOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, BOOLOID};
-    SPIPlanPtr plan = SPI_prepare(sql, 9, types);
-    if (plan == nullptr)
-        elog(ERROR, "s3scan_jobs: could not prepare the counter delta insert: %s", SPI_result_code_string(SPI_result));
-    SPI_keepplan(plan);
-    insert_plan = plan;
-    insert_plan_relid = relid;
-    return plan;
+// Where each of those columns is in the delta table's rows, for the table it was found for.
+Oid mapped_relid = InvalidOid;
+AttrNumber mapped_columns[kDeltaColumns];
+
+void map_delta_columns(Relation rel) {
+    if (mapped_relid == RelationGetRelid(rel))
+        return;
+    TupleDesc desc = RelationGetDescr(rel);
+    for (int i = 0; i < kDeltaColumns; i++)
+        mapped_columns[i] = column_of(rel, kDeltaColumnNames[i], kDeltaColumnTypes[i]);
+    int live = 0;
+    for (int a = 0; a < desc->natts; a++)
+        live += TupleDescAttr(desc, a)->attisdropped ? 0 : 1;
+    if (live != kDeltaColumns)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+                        errmsg("table \"%s\" has %d columns; s3scan_jobs writes %d", RelationGetRelationName(rel),
+                               live, kDeltaColumns)));
+    mapped_relid = RelationGetRelid(rel);
 }
 
-void insert_delta(SPIPlanPtr plan, const JobDelta *d) {
-    // A statement that changed nothing countable for the job writes nothing.
+// Whether a statement's change for one job is worth a row: it changed a count, wrote an object
+// row (its updated_at may be the job's newest) or removed one.
+bool worth_a_row(const JobDelta *d) {
     bool changed = d->total_objects != 0 || d->total_findings != 0 || d->wrote || d->removed;
     for (int i = 0; i < 4; i++)
         changed = changed || d->by_status[i] != 0;
-    if (!changed)
+    return changed;
+}
+
+// Writes one delta row into the open delta table and its index, as the executor's INSERT would
+// (the same heap and index calls as logical replication's apply), without a plan: this runs
+// once per statement of every writer.
+void insert_delta(Relation rel, ResultRelInfo *rri, EState *estate, TupleTableSlot *slot, const JobDelta *d) {
+    if (!worth_a_row(d))
         return;
     // A removed row may have been the job's newest unless a row at least as new was written.
     bool recheck = d->removed && (!d->wrote || d->newest_removed > d->newest_written);
-    Datum values[9] = {UUIDPGetDatum(&d->job_id),
-                       Int64GetDatum(d->total_objects),
-                       Int64GetDatum(d->by_status[0]),
-                       Int64GetDatum(d->by_status[1]),
-                       Int64GetDatum(d->by_status[2]),
-                       Int64GetDatum(d->by_status[3]),
-                       Int64GetDatum(d->total_findings),
-                       TimestampTzGetDatum(d->newest_written),
-                       BoolGetDatum(recheck)};
-    char nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', d->wrote ? ' ' : 'n', ' '};
-    int rc = SPI_execute_plan(plan, values, nulls, false, 0);
-    if (rc != SPI_OK_INSERT)
-        elog(ERROR, "s3scan_jobs: counter delta insert failed: %s", SPI_result_code_string(rc));
+    Datum values[kDeltaColumns] = {UUIDPGetDatum(&d->job_id),
+                                   Int64GetDatum(d->total_objects),
+                                   Int64GetDatum(d->by_status[0]),
+                                   Int64GetDatum(d->by_status[1]),
+                                   Int64GetDatum(d->by_status[2]),
+                                   Int64GetDatum(d->by_status[3]),
+                                   Int64GetDatum(d->total_findings),
+                                   TimestampTzGetDatum(d->newest_written),
+                                   BoolGetDatum(recheck)};
+    bool nulls[kDeltaColumns] = {false, false, false, false, false, false, false, !d->wrote, false};
+    ExecClearTuple(slot);
+    int natts = RelationGetDescr(rel)->natts;
+    for (int a = 0; a < natts; a++) {
+        slot->tts_values[a] = (Datum) 0;
+        slot->tts_isnull[a] = true;  // dropped columns
+    }
+    for (int i = 0; i < kDeltaColumns; i++) {
+        slot->tts_values[mapped_columns[i] - 1] = values[i];
+        slot->tts_isnull[mapped_columns[i] - 1] = nulls[i];
+    }
+    ExecStoreVirtualTuple(slot);
+    table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, nullptr);
+    (void) ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL);
 }
 
-// Appends the set's deltas, as the delta table's owner.
+// Appends the set's deltas to job_counter_deltas. The rows are the extension's bookkeeping,
+// written directly (no SQL, no permission check: a writer of job_objects needs no right on it).
 void append_deltas(Relation triggering, DeltaSet *set) {
     if (set->inline_count == 0)
         return;
-    DeltaTable table = delta_table_of(triggering);
-    Oid saved_user;
-    int saved_context;
-    GetUserIdAndSecContext(&saved_user, &saved_context);
-    SetUserIdAndSecContext(table.owner,
-                           saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "s3scan_jobs: SPI_connect failed");
-    SPIPlanPtr plan = prepared_insert(table.relid);
+    Relation rel = table_open(delta_table_of(triggering), RowExclusiveLock);
+    map_delta_columns(rel);
+    EState *estate = CreateExecutorState();
+    ResultRelInfo *rri = makeNode(ResultRelInfo);
+    InitResultRelInfo(rri, rel, 1, nullptr, 0);
+    ExecOpenIndices(rri, false);
+    TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
     if (set->by_job == nullptr) {
         for (int i = 0; i < set->inline_count; i++)
-            insert_delta(plan, &set->inline_jobs[i]);
+            insert_delta(rel, rri, estate, slot, &set->inline_jobs[i]);
     } else {
         HASH_SEQ_STATUS seq;
         hash_seq_init(&seq, set->by_job);
         for (JobDelta *d; (d = (JobDelta *) hash_seq_search(&seq)) != nullptr;)
-            insert_delta(plan, d);
+            insert_delta(rel, rri, estate, slot, d);
     }
-    SPI_finish();
-    SetUserIdAndSecContext(saved_user, saved_context);
+    ExecDropSingleTupleTableSlot(slot);
+    ExecCloseIndices(rri);
+    FreeExecutorState(estate);
+    table_close(rel, NoLock);
 }
 
 Counted counted_by(TriggerData *trigdata, const char *function) {
@@ -255,15 +286,6 @@ Counted counted_by(TriggerData *trigdata, const char *function) {
     return Counted::Objects;
 }
 
-AttrNumber column_of(Relation rel, const char *name, Oid type) {
-    TupleDesc desc = RelationGetDescr(rel);
-    int attnum = SPI_fnumber(desc, name);
-    if (attnum <= 0 || TupleDescAttr(desc, attnum - 1)->atttypid != type)
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                        errmsg("table \"%s\" has no column \"%s\" of type %s", RelationGetRelationName(rel), name,
-                               format_type_be(type))));
-    return (AttrNumber) attnum;
-}
 
 TriggerData *trigger_data(FunctionCallInfo fcinfo, const char *function) {
     if (!CALLED_AS_TRIGGER(fcinfo))
@@ -321,8 +343,8 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
     if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("count_truncate() must be fired by TRUNCATE")));
-    DeltaTable table = delta_table_of(trigdata->tg_relation);
-    const char *nsp = quote_identifier(get_namespace_name(get_rel_namespace(table.relid)));
+    Oid deltas = delta_table_of(trigdata->tg_relation);
+    const char *nsp = quote_identifier(get_namespace_name(get_rel_namespace(deltas)));
 
     // Every job's count of the truncated table's rows (folded plus pending) is negated; for
     // objects, the newest updated_at is re-read from the (now empty) table.
@@ -355,7 +377,7 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
     Oid saved_user;
     int saved_context;
     GetUserIdAndSecContext(&saved_user, &saved_context);
-    SetUserIdAndSecContext(table.owner,
+    SetUserIdAndSecContext(owner_of(deltas),
                            saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "s3scan_jobs: SPI_connect failed");

@@ -199,9 +199,11 @@ static void write_refresh_history(Oid nsp, RefreshOrigin origin, const RefreshRe
 
 // The refresh proper, in the current (sub)transaction. Inside SPI. With version 1.1's counters
 // the pending deltas are folded first: job_progress is computed from the counters, and without
-// the worker (not preloaded) refreshes are what folds them.
+// the worker (not preloaded) refreshes are what folds them. Not in a REPEATABLE READ or
+// SERIALIZABLE transaction: its snapshot may predate a concurrent fold, whose deleted deltas it
+// could not delete again (a serialization failure); the refresh is as exact without folding.
 static void run_refresh(Oid nsp, RefreshReport *report) {
-    if (counters_installed(nsp))
+    if (counters_installed(nsp) && !IsolationUsesXactSnapshot())
         fold_counters(nsp);
     char *sql = psprintf("REFRESH MATERIALIZED VIEW %s%s", report->concurrent ? "CONCURRENTLY " : "",
                          qualified(nsp, "job_progress"));

@@ -147,9 +147,30 @@ PassResult run_pass(int *failures, MemoryContext pass_context) {
     return result;
 }
 
+// Takes the locks a fold needs if they are free at once: a fold that would wait (for DDL or a
+// TRUNCATE on a table, or for a refresh or repair folding) is skipped; the next one comes at the
+// next interval, and the worker stays free to refresh, or to skip a refresh, meanwhile. The
+// locks are released at the end of the pass's transaction.
+bool fold_locks_free(Oid nsp) {
+    struct Needed {
+        const char *relname;
+        LOCKMODE mode;
+    };
+    const Needed needed[] = {{"jobs", AccessShareLock},
+                             {"job_objects", AccessShareLock},
+                             {"job_counters", ExclusiveLock},
+                             {"job_counter_deltas", RowExclusiveLock}};
+    for (const Needed &n : needed) {
+        Oid relid = get_relname_relid(n.relname, nsp);
+        if (!OidIsValid(relid) || !ConditionalLockRelationOid(relid, n.mode))
+            return false;
+    }
+    return true;
+}
+
 // One fold of the counter deltas (version 1.1): one transaction. False when there is nothing to
-// fold into (the extension, or its 1.1 counters, not installed). An error is logged and the
-// next fold comes at the next interval.
+// fold into (the extension, or its 1.1 counters, not installed). A fold that would have to wait
+// for a lock is skipped. An error is logged and the next fold comes at the next interval.
 bool run_fold_pass(MemoryContext pass_context) {
     volatile bool found = false;
     SetCurrentStatementStartTimestamp();
@@ -158,8 +179,8 @@ bool run_fold_pass(MemoryContext pass_context) {
     PG_TRY();
     {
         Oid nsp = IsBinaryUpgrade || RecoveryInProgress() ? InvalidOid : installed_extension_namespace();
-        if (OidIsValid(nsp) && counters_installed(nsp)) {
-            found = true;
+        found = OidIsValid(nsp) && counters_installed(nsp);
+        if (found && fold_locks_free(nsp)) {
             pgstat_report_activity(STATE_RUNNING, "s3scan_jobs: folding counter deltas");
             if (StatementTimeout > 0)
                 enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);

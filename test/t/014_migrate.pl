@@ -210,7 +210,7 @@ is($rc, 0, 'the migration succeeds') or diag($err);
 like($err, qr/moved 9 jobs, 800 objects, 300 findings; kept aside 1 jobs, 2 objects, 6 findings/, 'its output counts what moved and what was kept aside')
   or diag($err);
 
-is(sq('scans', "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'"), '1.0', 'the extension is installed');
+is(sq('scans', "SELECT extversion = (SELECT default_version FROM pg_available_extensions WHERE name = 's3scan_jobs') FROM pg_extension WHERE extname = 's3scan_jobs'"), 't', 'the extension is installed, at its default version');
 is(sq('scans', "SELECT string_agg(t::text, E'\\n' ORDER BY t::text) FROM public.jobs t"),
 	join("\n", grep { !/0000000000bb/ } split /\n/, $kept{jobs}), 'every job, every column');
 is(sq('scans', q{SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', job_id, bucket, key, etag, status, last_error, updated_at), E'\n' ORDER BY job_id, key) FROM public.job_objects}),
