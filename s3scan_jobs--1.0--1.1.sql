@@ -34,19 +34,20 @@ CREATE TABLE @extschema@.job_counters (
     last_object_update timestamptz
 );
 
--- Changes not folded yet: one row per statement and job. last_object_update is the newest
+-- Changes not folded yet: one row per statement and job (integers: one statement changes fewer
+-- than 2^31 rows of a job, and sum(integer) adds in bigint, faster than sum(bigint) in numeric). last_object_update is the newest
 -- updated_at the statement wrote (null if it wrote no object row); last_object_update_recheck
 -- says that the statement removed an object row that may have been the job's newest (a DELETE,
 -- or an UPDATE that lowered updated_at or moved rows to another job): the job's newest
 -- updated_at is then read from job_objects until the next fold recomputes it.
 CREATE TABLE @extschema@.job_counter_deltas (
     job_id                     uuid NOT NULL,
-    total_objects              bigint NOT NULL,
-    queued_count               bigint NOT NULL,
-    processing_count           bigint NOT NULL,
-    succeeded_count            bigint NOT NULL,
-    failed_count               bigint NOT NULL,
-    total_findings             bigint NOT NULL,
+    total_objects              integer NOT NULL,
+    queued_count               integer NOT NULL,
+    processing_count           integer NOT NULL,
+    succeeded_count            integer NOT NULL,
+    failed_count               integer NOT NULL,
+    total_findings             integer NOT NULL,
     last_object_update         timestamptz,
     last_object_update_recheck boolean NOT NULL
 );
@@ -115,6 +116,15 @@ ALTER TABLE @extschema@.findings ENABLE ALWAYS TRIGGER findings_count_inserts,
 
 -- The two definitions of a job's counts ---------------------------------------------------------
 
+-- The newest updated_at of a job's objects, read from job_objects: for a job whose pending deltas
+-- removed what may have been its newest object. In C, priced as cheap (the view calls it for
+-- few jobs: priced as a subquery for every job it made large reads JIT-compiled), answering a
+-- caller who may read job_progress_live, job_summary or job_objects (src/counter_triggers.cpp).
+CREATE FUNCTION @extschema@.newest_object_update(job_id uuid) RETURNS timestamptz
+    LANGUAGE c STABLE PARALLEL SAFE COST 1
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 's3scan_newest_object_update';
+
 -- From the counters: the folded row plus the job's pending deltas, in the statement's snapshot.
 -- A filter on job_id reaches both (an index probe each).
 CREATE VIEW @extschema@.job_progress_from_counters AS
@@ -127,8 +137,7 @@ SELECT s.job_id, s.bucket, s.prefix, s.execution_arn, s.created_at, s.updated_at
                  OPERATOR(pg_catalog./) s.total_objects::numeric
        END AS progress_percent,
        CASE WHEN s.total_objects OPERATOR(pg_catalog.=) 0::bigint THEN NULL::timestamptz
-            WHEN s.recheck THEN (SELECT pg_catalog.max(jo.updated_at) FROM @extschema@.job_objects jo
-                                 WHERE jo.job_id OPERATOR(pg_catalog.=) s.job_id)
+            WHEN s.recheck THEN @extschema@.newest_object_update(s.job_id)
             ELSE GREATEST(s.folded_last_update, s.pending_last_update)
        END AS last_object_update
 FROM (SELECT j.job_id, j.bucket, j.prefix, j.execution_arn, j.created_at, j.updated_at,
@@ -144,12 +153,12 @@ FROM (SELECT j.job_id, j.bucket, j.prefix, j.execution_arn, j.created_at, j.upda
       FROM @extschema@.jobs j
       LEFT JOIN @extschema@.job_counters c ON c.job_id OPERATOR(pg_catalog.=) j.job_id
       LEFT JOIN (SELECT x.job_id,
-                        pg_catalog.sum(x.total_objects)::bigint AS total_objects,
-                        pg_catalog.sum(x.queued_count)::bigint AS queued_count,
-                        pg_catalog.sum(x.processing_count)::bigint AS processing_count,
-                        pg_catalog.sum(x.succeeded_count)::bigint AS succeeded_count,
-                        pg_catalog.sum(x.failed_count)::bigint AS failed_count,
-                        pg_catalog.sum(x.total_findings)::bigint AS total_findings,
+                        pg_catalog.sum(x.total_objects) AS total_objects,
+                        pg_catalog.sum(x.queued_count) AS queued_count,
+                        pg_catalog.sum(x.processing_count) AS processing_count,
+                        pg_catalog.sum(x.succeeded_count) AS succeeded_count,
+                        pg_catalog.sum(x.failed_count) AS failed_count,
+                        pg_catalog.sum(x.total_findings) AS total_findings,
                         pg_catalog.max(x.last_object_update) AS last_object_update,
                         pg_catalog.bool_or(x.last_object_update_recheck) AS recheck
                  FROM @extschema@.job_counter_deltas x
@@ -308,12 +317,12 @@ BEGIN
         DELETE FROM @extschema@.job_counter_deltas d RETURNING d.*),
     summed AS (
         SELECT m.job_id,
-               pg_catalog.sum(m.total_objects)::bigint AS total_objects,
-               pg_catalog.sum(m.queued_count)::bigint AS queued_count,
-               pg_catalog.sum(m.processing_count)::bigint AS processing_count,
-               pg_catalog.sum(m.succeeded_count)::bigint AS succeeded_count,
-               pg_catalog.sum(m.failed_count)::bigint AS failed_count,
-               pg_catalog.sum(m.total_findings)::bigint AS total_findings,
+               pg_catalog.sum(m.total_objects) AS total_objects,
+               pg_catalog.sum(m.queued_count) AS queued_count,
+               pg_catalog.sum(m.processing_count) AS processing_count,
+               pg_catalog.sum(m.succeeded_count) AS succeeded_count,
+               pg_catalog.sum(m.failed_count) AS failed_count,
+               pg_catalog.sum(m.total_findings) AS total_findings,
                pg_catalog.max(m.last_object_update) AS last_object_update,
                pg_catalog.bool_or(m.last_object_update_recheck) AS recheck,
                pg_catalog.count(*) AS deltas
@@ -326,8 +335,7 @@ BEGIN
                COALESCE(c.succeeded_count, 0::bigint) OPERATOR(pg_catalog.+) s.succeeded_count AS succeeded_count,
                COALESCE(c.failed_count, 0::bigint) OPERATOR(pg_catalog.+) s.failed_count AS failed_count,
                COALESCE(c.total_findings, 0::bigint) OPERATOR(pg_catalog.+) s.total_findings AS total_findings,
-               CASE WHEN s.recheck THEN (SELECT pg_catalog.max(jo.updated_at) FROM @extschema@.job_objects jo
-                                         WHERE jo.job_id OPERATOR(pg_catalog.=) s.job_id)
+               CASE WHEN s.recheck THEN @extschema@.newest_object_update(s.job_id)
                     ELSE GREATEST(c.last_object_update, s.last_object_update)
                END AS last_object_update,
                NOT EXISTS (SELECT FROM @extschema@.jobs j WHERE j.job_id OPERATOR(pg_catalog.=) s.job_id) AS job_gone

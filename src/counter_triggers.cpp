@@ -1,5 +1,6 @@
 // The triggers that keep the per-job counters: every change to job_objects or findings appends
-// what it changed, per job, to job_counter_deltas (see s3scan_jobs--1.0--1.1.sql).
+// what it changed, per job, to job_counter_deltas (see s3scan_jobs--1.0--1.1.sql); and
+// newest_object_update(), the one read of job_objects the counters' view may need.
 //
 // - count_changes(), statement level: reads the statement's transition tables, sums the change
 //   per job (objects by status, findings, the newest updated_at written, whether a row that may
@@ -183,8 +184,8 @@ constexpr int kDeltaColumns = 9;
 const char *const kDeltaColumnNames[kDeltaColumns] = {
     "job_id",         "total_objects",  "queued_count",       "processing_count",          "succeeded_count",
     "failed_count",   "total_findings", "last_object_update", "last_object_update_recheck"};
-const Oid kDeltaColumnTypes[kDeltaColumns] = {UUIDOID, INT8OID, INT8OID,        INT8OID, INT8OID,
-                                              INT8OID, INT8OID, TIMESTAMPTZOID, BOOLOID};
+const Oid kDeltaColumnTypes[kDeltaColumns] = {UUIDOID, INT4OID, INT4OID,        INT4OID, INT4OID,
+                                              INT4OID, INT4OID, TIMESTAMPTZOID, BOOLOID};
 
 // Where each of those columns is in the delta table's rows, for the table it was found for.
 Oid mapped_relid = InvalidOid;
@@ -215,6 +216,16 @@ bool worth_a_row(const JobDelta *d) {
     return changed;
 }
 
+// A count change as the delta table stores it (integer: a statement changes fewer than 2^31 rows
+// of one job).
+Datum delta_datum(int64 change) {
+    if (change > PG_INT32_MAX || change < PG_INT32_MIN)
+        ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                        errmsg("one statement changed %lld rows of one job; s3scan_jobs counts at most %d per statement",
+                               (long long) change, PG_INT32_MAX)));
+    return Int32GetDatum((int32) change);
+}
+
 // Writes one delta row into the open delta table and its index, as the executor's INSERT would
 // (the same heap and index calls as logical replication's apply), without a plan: this runs
 // once per statement of every writer.
@@ -224,12 +235,12 @@ void insert_delta(Relation rel, ResultRelInfo *rri, EState *estate, TupleTableSl
     // A removed row may have been the job's newest unless a row at least as new was written.
     bool recheck = d->removed && (!d->wrote || d->newest_removed > d->newest_written);
     Datum values[kDeltaColumns] = {UUIDPGetDatum(&d->job_id),
-                                   Int64GetDatum(d->total_objects),
-                                   Int64GetDatum(d->by_status[0]),
-                                   Int64GetDatum(d->by_status[1]),
-                                   Int64GetDatum(d->by_status[2]),
-                                   Int64GetDatum(d->by_status[3]),
-                                   Int64GetDatum(d->total_findings),
+                                   delta_datum(d->total_objects),
+                                   delta_datum(d->by_status[0]),
+                                   delta_datum(d->by_status[1]),
+                                   delta_datum(d->by_status[2]),
+                                   delta_datum(d->by_status[3]),
+                                   delta_datum(d->total_findings),
                                    TimestampTzGetDatum(d->newest_written),
                                    BoolGetDatum(recheck)};
     bool nulls[kDeltaColumns] = {false, false, false, false, false, false, false, !d->wrote, false};
@@ -350,13 +361,14 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
     // objects, the newest updated_at is re-read from the (now empty) table.
     const char *negated =
         what == Counted::Objects
-            ? "SELECT s.job_id, OPERATOR(pg_catalog.-) pg_catalog.sum(s.total_objects)::bigint, "
-              "OPERATOR(pg_catalog.-) pg_catalog.sum(s.queued_count)::bigint, "
-              "OPERATOR(pg_catalog.-) pg_catalog.sum(s.processing_count)::bigint, "
-              "OPERATOR(pg_catalog.-) pg_catalog.sum(s.succeeded_count)::bigint, "
-              "OPERATOR(pg_catalog.-) pg_catalog.sum(s.failed_count)::bigint, 0::bigint, NULL::timestamptz, true "
-            : "SELECT s.job_id, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, "
-              "OPERATOR(pg_catalog.-) pg_catalog.sum(s.total_findings)::bigint, NULL::timestamptz, false ";
+            ? "SELECT s.job_id, (OPERATOR(pg_catalog.-) pg_catalog.sum(s.total_objects)::bigint)::integer, "
+              "(OPERATOR(pg_catalog.-) pg_catalog.sum(s.queued_count)::bigint)::integer, "
+              "(OPERATOR(pg_catalog.-) pg_catalog.sum(s.processing_count)::bigint)::integer, "
+              "(OPERATOR(pg_catalog.-) pg_catalog.sum(s.succeeded_count)::bigint)::integer, "
+              "(OPERATOR(pg_catalog.-) pg_catalog.sum(s.failed_count)::bigint)::integer, 0::integer, "
+              "NULL::timestamptz, true "
+            : "SELECT s.job_id, 0::integer, 0::integer, 0::integer, 0::integer, 0::integer, "
+              "(OPERATOR(pg_catalog.-) pg_catalog.sum(s.total_findings)::bigint)::integer, NULL::timestamptz, false ";
     const char *having = what == Counted::Objects
                              ? "pg_catalog.sum(s.total_objects) OPERATOR(pg_catalog.<>) 0::numeric "
                                "OR pg_catalog.sum(s.queued_count) OPERATOR(pg_catalog.<>) 0::numeric "
@@ -369,8 +381,9 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
         "FROM (SELECT c.job_id, c.total_objects, c.queued_count, c.processing_count, c.succeeded_count, "
         "             c.failed_count, c.total_findings FROM %s.job_counters c "
         "      UNION ALL "
-        "      SELECT d.job_id, d.total_objects, d.queued_count, d.processing_count, d.succeeded_count, "
-        "             d.failed_count, d.total_findings FROM %s.job_counter_deltas d) s "
+        "      SELECT d.job_id, d.total_objects::bigint, d.queued_count::bigint, d.processing_count::bigint, "
+        "             d.succeeded_count::bigint, d.failed_count::bigint, d.total_findings::bigint "
+        "      FROM %s.job_counter_deltas d) s "
         "GROUP BY s.job_id HAVING %s",
         nsp, negated, nsp, nsp, having);
 
@@ -392,4 +405,55 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
     SPI_finish();
     SetUserIdAndSecContext(saved_user, saved_context);
     return PointerGetDatum(nullptr);
+}
+
+// newest_object_update(job_id): the newest updated_at of the job's objects, read from job_objects
+// (null without objects). job_progress_from_counters calls it only for a job whose pending deltas
+// removed what may have been its newest object. A function, not a subquery in the view, so that
+// the planner does not price that rare read into every row of every read of the view (a subquery
+// priced for each of 10,000 jobs made the view cost enough to be JIT-compiled, 0.7 s). It runs
+// where the view runs, with the caller's identity: it answers a caller who may read
+// job_progress_live, job_summary or job_objects, and reads job_objects as that table's owner.
+S3SCAN_SQL_FUNCTION(s3scan_newest_object_update) {
+    if (PG_ARGISNULL(0))
+        PG_RETURN_NULL();
+    Datum job_id = PG_GETARG_DATUM(0);
+    Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+    Oid objects = get_relname_relid("job_objects", nsp);
+    if (!OidIsValid(objects))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("table \"job_objects\" does not exist in schema \"%s\"", get_namespace_name(nsp))));
+    Oid caller = GetUserId();
+    bool allowed = pg_class_aclcheck(objects, caller, ACL_SELECT) == ACLCHECK_OK;
+    const char *const views[] = {"job_progress_live", "job_summary"};
+    for (const char *view : views) {
+        Oid relid = get_relname_relid(view, nsp);
+        allowed = allowed || (OidIsValid(relid) && pg_class_aclcheck(relid, caller, ACL_SELECT) == ACLCHECK_OK);
+    }
+    if (!allowed)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("permission denied for function newest_object_update"),
+                        errdetail("It answers roles that may read job_progress_live, job_summary or job_objects.")));
+
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(owner_of(objects),
+                           saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "s3scan_jobs: SPI_connect failed");
+    char *sql = psprintf("SELECT pg_catalog.max(jo.updated_at) FROM %s.job_objects jo "
+                         "WHERE jo.job_id OPERATOR(pg_catalog.=) $1",
+                         quote_identifier(get_namespace_name(nsp)));
+    Oid types[1] = {UUIDOID};
+    Datum values[1] = {job_id};
+    if (SPI_execute_with_args(sql, 1, types, values, nullptr, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "s3scan_jobs: could not read the newest updated_at of a job");
+    bool isnull;
+    Datum newest = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    SPI_finish();
+    SetUserIdAndSecContext(saved_user, saved_context);
+    if (isnull)
+        PG_RETURN_NULL();
+    return newest;  // timestamptz is passed by value
 }

@@ -16,6 +16,9 @@
 #include "worker_slots.hpp"
 
 extern "C" {
+#include "commands/vacuum.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
 #include "pgstat.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -31,6 +34,7 @@ namespace {
 
 constexpr long kExtensionPollMs = 5000;  // a worker without the extension looks this often
 constexpr int kMaxBackoffIntervals = 4;  // failed refreshes are retried at most this late
+constexpr int64 kVacuumAfterFoldedRows = 10000;  // the worker vacuums job_counter_deltas this often
 
 int my_slot = -1;
 
@@ -171,8 +175,9 @@ bool fold_locks_free(Oid nsp) {
 // One fold of the counter deltas (version 1.1): one transaction. False when there is nothing to
 // fold into (the extension, or its 1.1 counters, not installed). A fold that would have to wait
 // for a lock is skipped. An error is logged and the next fold comes at the next interval.
-bool run_fold_pass(MemoryContext pass_context) {
+bool run_fold_pass(MemoryContext pass_context, int64 *folded_rows) {
     volatile bool found = false;
+    *folded_rows = 0;
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
@@ -186,7 +191,7 @@ bool run_fold_pass(MemoryContext pass_context) {
                 enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
             if (SPI_connect() != SPI_OK_CONNECT)
                 elog(ERROR, "SPI_connect failed");
-            fold_counters(nsp);
+            *folded_rows = fold_counters(nsp);
             SPI_finish();
             disable_timeout(STATEMENT_TIMEOUT, false);
         }
@@ -207,6 +212,48 @@ bool run_fold_pass(MemoryContext pass_context) {
     PG_END_TRY();
     pgstat_report_stat(false);
     return found;
+}
+
+// Vacuums job_counter_deltas, as VACUUM would (its own transactions): the folds delete every
+// row it gets, and until a vacuum the dead rows stay in its pages, which a read of a job's
+// pending deltas then scans. Autovacuum looks at a database once a minute by default, when a
+// busy job has left some 300,000 dead rows; the worker vacuums after every
+// kVacuumAfterFoldedRows folded rows instead. An error is logged.
+void vacuum_deltas(MemoryContext pass_context) {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PG_TRY();
+    {
+        PushActiveSnapshot(GetTransactionSnapshot());
+        Oid nsp = IsBinaryUpgrade || RecoveryInProgress() ? InvalidOid : installed_extension_namespace();
+        bool present = OidIsValid(nsp) && counters_installed(nsp);
+        PopActiveSnapshot();
+        if (present) {
+            pgstat_report_activity(STATE_RUNNING, "s3scan_jobs: vacuuming job_counter_deltas");
+            MemoryContext old = MemoryContextSwitchTo(pass_context);
+            VacuumStmt *stmt = makeNode(VacuumStmt);
+            stmt->options = NIL;
+            stmt->is_vacuumcmd = true;
+            stmt->rels = list_make1(makeVacuumRelation(
+                makeRangeVar(pstrdup(get_namespace_name(nsp)), pstrdup("job_counter_deltas"), -1), InvalidOid, NIL));
+            ParseState *pstate = make_parsestate(nullptr);
+            MemoryContextSwitchTo(old);
+            ExecVacuum(pstate, stmt, true);
+        }
+        CommitTransactionCommand();
+    }
+    PG_CATCH();
+    {
+        HOLD_INTERRUPTS();
+        MemoryContextSwitchTo(pass_context);
+        EmitErrorReport();
+        AbortCurrentTransaction();
+        FlushErrorState();
+        QueryCancelPending = false;
+        RESUME_INTERRUPTS();
+    }
+    PG_END_TRY();
+    pgstat_report_stat(false);
 }
 
 // When the next fold is due, counted from the end of the last fold or refresh (0: folding only
@@ -342,6 +389,7 @@ void s3scan_refresh_worker_main(Datum arg) {
     bool no_extension = false;
     TimestampTz last_pass_end = 0;
     TimestampTz last_fold_end = 0;
+    int64 folded_since_vacuum = 0;
     bool nothing_to_fold = false;
     // Right after start, or when a recycled predecessor had scheduled it.
     TimestampTz next_due = next_pass_due(0, refresh_interval_ms(), 0, false);
@@ -389,7 +437,13 @@ void s3scan_refresh_worker_main(Datum arg) {
         } else if (next_fold != 0 && GetCurrentTimestamp() >= next_fold) {
             MemoryContextReset(pass_context);
             MemoryContext old = MemoryContextSwitchTo(pass_context);
-            nothing_to_fold = !run_fold_pass(pass_context);
+            int64 folded = 0;
+            nothing_to_fold = !run_fold_pass(pass_context, &folded);
+            folded_since_vacuum += folded;
+            if (folded_since_vacuum >= kVacuumAfterFoldedRows) {
+                vacuum_deltas(pass_context);
+                folded_since_vacuum = 0;
+            }
             MemoryContextSwitchTo(old);
             last_fold_end = GetCurrentTimestamp();
             next_fold = next_fold_due(last_fold_end, fold_interval_ms(), nothing_to_fold);

@@ -13,7 +13,9 @@
 # user postgres in a temporary directory (stopped and removed on exit, BENCH_KEEP=1 keeps the
 # directory), loads the data, measures, and writes test/bench/results/<date>-<scale>.md and .png.
 # Environment: BENCH_PORT (default 55499), BENCH_SKIP_BUILD=1 (use the installed extension),
-# BENCH_KEEP=1. See test/bench/README.md for what is measured and how.
+# BENCH_KEEP=1, S3SCAN_PG_BIN (PostgreSQL 15 bin directory, default /usr/lib/postgresql/15/bin: the
+# build installs into that copy and the server runs from it; packages are only installed for the
+# default). See test/bench/README.md for what is measured and how.
 
 set -euo pipefail
 
@@ -21,7 +23,7 @@ SCALE=${1:-quick}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 SQL=$HERE/sql
-PGBIN=/usr/lib/postgresql/15/bin
+PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}   # another (relocated) PostgreSQL 15: set S3SCAN_PG_BIN, as test/lib.sh
 PORT=${BENCH_PORT:-55499}
 DATE=$(date +%Y-%m-%d)
 RESULTS=$HERE/results
@@ -72,9 +74,13 @@ die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 # --- 0. packages, build, install ---------------------------------------------------------------
 
 need=()
-[ -x $PGBIN/postgres ] || need+=(postgresql-15)
-[ -x $PGBIN/pg_config ] || [ -x /usr/bin/pg_config ] || need+=(postgresql-server-dev-15)
-[ -x /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ] || [ -f /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ] || need+=(postgresql-server-dev-15)
+if [ -z "${S3SCAN_PG_BIN:-}" ]; then
+    [ -x $PGBIN/postgres ] || need+=(postgresql-15)
+    [ -x $PGBIN/pg_config ] || [ -x /usr/bin/pg_config ] || need+=(postgresql-server-dev-15)
+    [ -x /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ] || [ -f /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ] || need+=(postgresql-server-dev-15)
+else
+    [ -x "$PGBIN/postgres" ] && [ -x "$PGBIN/pg_config" ] || die "no PostgreSQL 15 server and pg_config in S3SCAN_PG_BIN=$PGBIN"
+fi
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 if [ ${#need[@]} -gt 0 ]; then
     [ $EUID -eq 0 ] || die "missing packages (${need[*]}); install them or run as root"
@@ -86,11 +92,11 @@ fi
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     say "building and installing the extension"
     build_log=$(mktemp /tmp/s3scan-bench-build.XXXXXX)
-    make -C "$REPO" -j"$(nproc)" >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make failed"; }
+    make -C "$REPO" PG_CONFIG="$PGBIN/pg_config" -j"$(nproc)" >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make failed"; }
     if [ $EUID -eq 0 ]; then
-        make -C "$REPO" install >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make install failed"; }
+        make -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make install failed"; }
     else
-        sudo -n make -C "$REPO" install >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make install needs root"; }
+        sudo -n make -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make install needs root"; }
     fi
     rm -f "$build_log"
 fi

@@ -100,7 +100,7 @@ as_pg "$PSQL -d scans -c 'ALTER EXTENSION s3scan_jobs UPDATE'"
 t1=$(ms)
 UPDATE_MS=$(( t1 - t0 ))
 sleep 3
-as_pg "$PGBIN/psql -h $DIR -p $PORT -X -q -d scans -c \"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgbench'\"" >/dev/null
+pkill -INT -f "pgbench -h $DIR" || true
 wait $WRITER || true
 # pgbench --log: client, transaction no, latency (us), script, epoch, us
 WRITER_MAX_MS=$(cat "$DIR"/writer.* | awk '{ if ($3 > m) m = $3 } END { printf "%.0f", m / 1000 }')
