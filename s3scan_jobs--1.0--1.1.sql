@@ -427,6 +427,13 @@ BEGIN
     IF enabled IS NULL THEN
         RAISE EXCEPTION 'set_counter_maintenance() takes true or false, not null' USING ERRCODE = '22004';
     END IF;
+    -- The recount must see every change made before the triggers were enabled: a snapshot older
+    -- than the trigger locks (REPEATABLE READ, SERIALIZABLE) would miss the writes committed
+    -- while it waited for them, which no delta records.
+    IF enabled AND pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'set_counter_maintenance(true) must run in a READ COMMITTED transaction'
+            USING ERRCODE = '25001', HINT = 'Its recount needs a snapshot taken after the triggers are enabled.';
+    END IF;
     LOCK TABLE @extschema@.job_counters IN EXCLUSIVE MODE;
     EXECUTE pg_catalog.format('ALTER TABLE %1$s.job_objects %2$s TRIGGER job_objects_count_inserts, '
         '%2$s TRIGGER job_objects_count_updates, %2$s TRIGGER job_objects_count_deletes, '
@@ -446,6 +453,19 @@ $body$;
 REVOKE ALL ON FUNCTION @extschema@.set_counter_maintenance(boolean) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.set_counter_maintenance(boolean) IS
     'maintain the per-job counters (true: rebuilds them; writers wait for the recount) or not (false: reads aggregate the base tables)';
+
+-- The recount below must see every row written before the triggers above existed: in a
+-- REPEATABLE READ or SERIALIZABLE transaction its snapshot would be older than the triggers'
+-- locks, and rows committed while the update waited for them would be counted nowhere.
+DO $isolation$
+BEGIN
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'ALTER EXTENSION s3scan_jobs UPDATE TO ''1.1'' must run in a READ COMMITTED transaction'
+            USING ERRCODE = '25001',
+                  HINT = 'SET default_transaction_isolation = ''read committed'' in the session first.';
+    END IF;
+END
+$isolation$;
 
 -- job_progress_live now reads the counters; build them from the rows already there (the
 -- triggers above exist and this transaction holds their tables' locks until it commits, so
