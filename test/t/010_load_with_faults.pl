@@ -31,7 +31,11 @@ CREATE EXTENSION s3scan_jobs;
 INSERT INTO jobs (job_id, bucket, prefix, execution_arn)
 SELECT ('ffffffff-0000-4000-8000-' || lpad(j::text, 12, '0'))::uuid, 'b', 'p/', 'arn:' || j
 FROM generate_series(1, 4) j;
--- enough objects that a refresh takes long enough to be cancelled in the middle
+-- enough jobs that a refresh takes long enough to be cancelled in the middle (since 1.1 a refresh
+-- reads one counter row per job, not the objects)
+INSERT INTO jobs (job_id, bucket, prefix)
+SELECT ('ffffffff-0000-4000-8000-' || lpad(j::text, 12, '0'))::uuid, 'b', 'idle/'
+FROM generate_series(5, 60000) j;
 INSERT INTO job_objects (job_id, bucket, key, etag, status, updated_at)
 SELECT ('ffffffff-0000-4000-8000-' || lpad((1 + g % 4)::text, 12, '0'))::uuid, 'b', 'k' || g, 'e',
        (ARRAY['queued','processing','succeeded','failed'])[1 + g % 4], now()
