@@ -136,15 +136,16 @@ my @cols = qw(job_id total_objects queued_count processing_count succeeded_count
   total_findings progress_percent status);
 my $c = join(', ', map { "c.$_" } @cols);
 my $r = join(', ', map { "r.$_" } @cols);
-is( $node->safe_psql('load', "SELECT count(*) FROM jobs j, job_status(j.job_id) c, job_status(j.job_id, true) r
+is( $node->safe_psql('load', "SELECT count(*) = (SELECT count(*) FROM jobs)
+	   FROM jobs j, job_status(j.job_id) c, job_status(j.job_id, true) r
 	   WHERE c.data_source = 'cached' AND ($c) IS NOT DISTINCT FROM ($r)"),
-	'4', 'cached = real time for every job');
+	't', 'cached = real time for every job');
 is( $node->safe_psql('load', q{
-SELECT count(*) FROM jobs j, job_status(j.job_id, true) r
+SELECT count(*) = (SELECT count(*) FROM jobs) FROM jobs j, job_status(j.job_id, true) r
 WHERE r.total_objects = (SELECT count(*) FROM job_objects o WHERE o.job_id = j.job_id)
   AND r.succeeded_count = (SELECT count(*) FROM job_objects o WHERE o.job_id = j.job_id AND o.status = 'succeeded')
   AND r.total_findings = (SELECT count(*) FROM findings f WHERE f.job_id = j.job_id)}),
-	'4', 'and equal to the direct counts');
+	't', 'and equal to the direct counts');
 
 $node->stop;
 done_testing();
