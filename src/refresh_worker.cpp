@@ -34,7 +34,7 @@ namespace {
 
 constexpr long kExtensionPollMs = 5000;  // a worker without the extension looks this often
 constexpr int kMaxBackoffIntervals = 4;  // failed refreshes are retried at most this late
-constexpr int64 kVacuumAfterFoldedRows = 10000;  // the worker vacuums job_counter_deltas this often
+constexpr int64 kVacuumAfterFoldedRows = 2000;  // the worker vacuums job_counter_deltas this often
 
 int my_slot = -1;
 
