@@ -9,8 +9,8 @@
 // in job_progress. When that shortcut does not apply (row-level security, column-only grants) the same
 // read runs as a prepared SQL plan. The real-time read is a plan of the caller's SELECT on
 // job_progress_live (checked with the caller's rights on that view, as a read of job_summary is),
-// prepared once per session and prepared again when the view is redefined (ALTER EXTENSION ...
-// UPDATE, set_counter_maintenance()): a relcache callback watches the view. Since 1.1 that view
+// prepared once per session; PostgreSQL's plan cache plans it again when the view is redefined
+// (ALTER EXTENSION ... UPDATE, set_counter_maintenance()). Since 1.1 that view
 // reads the per-job counters, so a real-time answer costs a few index probes, not a scan of the
 // job's objects.
 // The hot path makes no SQL catalog query, only syscache and relcache look-ups; every relation is
@@ -22,25 +22,16 @@ namespace {
 constexpr int kProgressColumns = 13;  // job_id .. progress_percent, as in job_progress
 constexpr int kResultColumns = 16;    // + status, data_source, cache_timestamp
 
-// The session's prepared reads, for the schema they were prepared for, and the view whose
-// definition the real-time read holds. Plain pointers: the plans are owned by PostgreSQL's plan
-// cache (SPI_keepplan).
+// The session's prepared reads, for the schema they were prepared for. Plain pointers: the
+// plans are owned by PostgreSQL's plan cache (SPI_keepplan), which plans them again when a
+// relation they read changes (the real-time read names job_progress_live, so a redefined view is
+// followed).
 struct StatusPlans {
     Oid nsp;
-    Oid live_view;
     SPIPlanPtr cached;
     SPIPlanPtr live;
 };
-StatusPlans plans = {InvalidOid, InvalidOid, nullptr, nullptr};
-
-// Set when job_progress_live may have changed: the plans are prepared again before the next read.
-bool plans_stale = false;
-bool watching_view = false;
-
-void forget_plans_on_view_change(Datum arg, Oid relid) {
-    if (!OidIsValid(relid) || relid == plans.live_view)
-        plans_stale = true;
-}
+StatusPlans plans = {InvalidOid, nullptr, nullptr};
 
 const char *const kColumns =
     "job_id, bucket, prefix, execution_arn, created_at, updated_at, total_objects, queued_count, "
@@ -56,27 +47,15 @@ SPIPlanPtr prepare_kept(const char *sql) {
     return plan;
 }
 
-// Prepares the two reads for schema nsp, once per session (again if the schema changes or
-// job_progress_live is redefined).
+// Prepares the two reads for schema nsp, once per session (again if the schema changes).
 void ensure_plans(Oid nsp) {
-    if (!watching_view) {
-        CacheRegisterRelcacheCallback(forget_plans_on_view_change, (Datum) 0);
-        watching_view = true;
-    }
-    if (plans.nsp == nsp && !plans_stale && plans.cached != nullptr && plans.live != nullptr)
+    if (plans.nsp == nsp && plans.cached != nullptr && plans.live != nullptr)
         return;
     if (plans.cached != nullptr)
         SPI_freeplan(plans.cached);
     if (plans.live != nullptr)
         SPI_freeplan(plans.live);
-    plans = {InvalidOid, InvalidOid, nullptr, nullptr};
-    plans_stale = false;
-
-    Oid view = get_relname_relid("job_progress_live", nsp);
-    if (!OidIsValid(view))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                        errmsg("view \"job_progress_live\" does not exist in schema \"%s\"",
-                               get_namespace_name(nsp))));
+    plans = {InvalidOid, nullptr, nullptr};
 
     const char *schema = quote_identifier(get_namespace_name(nsp));
     // The cached row, only while its job still exists as it was (same created_at: not deleted,
@@ -96,7 +75,7 @@ void ensure_plans(Oid nsp) {
                               kColumns, schema);
     SPIPlanPtr cached = prepare_kept(cached_sql);
     SPIPlanPtr live = prepare_kept(live_sql);
-    plans = {nsp, view, cached, live};
+    plans = {nsp, cached, live};
 }
 
 // Opens nsp.relname, locked as a SELECT would lock it; nullptr when it does not exist or was
