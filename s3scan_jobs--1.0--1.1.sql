@@ -64,8 +64,9 @@ ALTER TABLE @extschema@.job_counter_deltas SET (autovacuum_vacuum_threshold = 10
 -- or 'findings'). Statement-level triggers read the statement's transition tables. Logical
 -- replication's apply worker fires only row-level triggers (with session_replication_role =
 -- replica), so row-level triggers count there, one row at a time, and the statement-level ones
--- do nothing under that role. All are ENABLE ALWAYS: they fire under every role. They run as
--- the owner of job_counter_deltas: writers need no right on it.
+-- do nothing under that role. All are ENABLE ALWAYS: they fire under every role. They write
+-- the delta rows directly (no SQL, no permission check; the TRUNCATE one runs its statement as
+-- the owner of job_counter_deltas): writers need no right on it.
 CREATE FUNCTION @extschema@.count_changes() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 's3scan_count_changes';
