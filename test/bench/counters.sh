@@ -57,6 +57,10 @@ esac
 OUT_MD=$OUT_BASE.md
 OUT_PNG=$OUT_BASE.png
 
+# Which parts run (BENCH_SECTIONS, default all): reads, fold, writes, refresh.
+SECTIONS=" ${BENCH_SECTIONS:-reads fold writes refresh} "
+want() { [[ $SECTIONS == *" $1 "* ]]; }
+
 START_TIME=$SECONDS
 say() { printf '[counters %4ds] %s\n' $((SECONDS - START_TIME)) "$*"; }
 die() { printf '[counters] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -212,12 +216,14 @@ say "bench: measured jobs of $SIZES objects, then small jobs up to $JOBS jobs"
 for n in $SIZES; do q bench "CALL bench.load_measured_job($n, $MEASURED_FINDINGS)"; done
 q bench "CALL bench.load_small_jobs(1, $((JOBS - n_measured)), $SMALL_AVG, true, $FIND_EVERY)"
 say "w_ext, w_plain: one job of $W_BIG objects, $W_JOBS jobs of $W_PER (loaded at once)"
+if want writes; then
 for db in w_ext w_plain; do
     { q "$db" "CALL bench.load_measured_job($W_BIG, 0)" &&
       q "$db" "CALL bench.load_small_jobs(1, $W_JOBS, $W_PER, false, 50)"; } &
     BG_PIDS+=($!)
 done
 wait "${BG_PIDS[@]}"; BG_PIDS=()
+fi
 say "VACUUM ANALYZE, first refreshes"
 for db in bench w_ext w_plain; do q "$db" "VACUUM ANALYZE" >/dev/null; done
 q bench "SELECT outcome FROM public.refresh_job_progress()" >/dev/null
@@ -329,6 +335,7 @@ wait_writers() {
 
 # --- 1. reads under write load -----------------------------------------------------------------
 
+if want reads; then
 mark_load "before the reads"
 block=0
 for mode in $R_BLOCKS; do
@@ -374,9 +381,11 @@ done
 set_mode bench on
 mark_load "after the reads"
 calibrate "after the reads"
+fi
 
 # --- 3. fold cost (before the write runs: bench's largest job, same server state) ----------------
 
+if want fold; then
 F_SIZE=$(tr ' ' '\n' <<<"$SIZES" | sort -n | tail -1)
 meta f_size "$F_SIZE"
 sample_pending() {  # mode seconds: count(*) of job_counter_deltas every ~5 ms until the deadline
@@ -436,9 +445,11 @@ if [ "$HAVE_COUNTERS" = t ]; then
     [ -n "$cols" ] && meta worker_fold_stats "$(q bench "SELECT string_agg(row_to_json(s)::text, '; ') FROM (SELECT $cols FROM public.refresh_worker_status) s")"
     mark_load "after the fold runs"
 fi
+fi
 
 # --- 2. write cost -----------------------------------------------------------------------------
 
+if want writes; then
 meta "scenario:update" "status UPDATE of one object, own transaction (the scanner's statement)"
 meta "scenario:objects_rows" "1000 single-row object INSERTs ON CONFLICT DO NOTHING, one transaction (the clients' listing batch)"
 meta "scenario:objects_multi" "1000 objects in one INSERT ... SELECT ... ON CONFLICT DO NOTHING"
@@ -482,12 +493,19 @@ done
 [ "$EXT_STATE" = on ] || set_mode w_ext on
 mark_load "after the writes"
 calibrate "after the writes"
+fi
 
 # --- 4. refresh at the full size ---------------------------------------------------------------
 
+if want refresh; then
 say "refresh at $(q bench "SELECT value FROM bench.meta WHERE key = 'data_short'"): $REF_ROUNDS rounds"
 set_fold_interval 0
 q bench "VACUUM ANALYZE public.job_objects" >/dev/null
+q bench "DROP MATERIALIZED VIEW IF EXISTS bench.floor_mv; DROP TABLE IF EXISTS bench.floor_src;
+         CREATE TABLE bench.floor_src AS SELECT * FROM public.job_progress;
+         CREATE MATERIALIZED VIEW bench.floor_mv AS SELECT * FROM bench.floor_src;
+         CREATE UNIQUE INDEX ON bench.floor_mv (job_id)" >/dev/null
+q bench "VACUUM ANALYZE bench.floor_src" >/dev/null
 q bench "CALL bench.measure_refresh($REF_ROUNDS, $CHURN, $([ "$HAVE_COUNTERS" = t ] && echo true || echo false))"
 set_fold_interval 100ms
 if [ "$HAVE_COUNTERS" = t ]; then
@@ -495,6 +513,7 @@ if [ "$HAVE_COUNTERS" = t ]; then
         awk 'NR == 1 || /JIT:|Timing:|Execution Time/' | sed 's/^ *//; s/  */ /g' | tr '\n' ';' | sed 's/;/; /g')"
 fi
 say "  $(q bench "SELECT string_agg(kind || ' ' || bench.fmt(median), ', ' ORDER BY kind) FROM bench.refresh_stats")"
+fi
 
 # --- checks ------------------------------------------------------------------------------------
 

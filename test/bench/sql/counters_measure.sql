@@ -165,6 +165,20 @@ BEGIN
                 VALUES ('matview_plain_on_jit_off', mode, r, extract(epoch FROM clock_timestamp() - t0) * 1000.0);
                 COMMIT;
             END IF;
+            -- The floor of any materialized job_progress refreshed CONCURRENTLY: the same rows
+            -- copied into a plain table (bench.floor_src) and a matview that only selects them,
+            -- after the same churn of its updated_at column. No counting at all: the diff alone.
+            IF mode = 'on' THEN
+                UPDATE bench.floor_src f SET updated_at = pg_catalog.clock_timestamp()
+                WHERE f.job_id IN (SELECT s.job_id FROM bench.floor_src s ORDER BY pg_catalog.random() LIMIT churn);
+                COMMIT;
+                t0 := clock_timestamp();
+                REFRESH MATERIALIZED VIEW CONCURRENTLY bench.floor_mv;
+                COMMIT;
+                INSERT INTO bench.refresh (kind, counters, round, ms)
+                VALUES ('floor_concurrently_jit_off', mode, r, extract(epoch FROM clock_timestamp() - t0) * 1000.0);
+                COMMIT;
+            END IF;
             RESET jit;
         END LOOP;
     END LOOP;

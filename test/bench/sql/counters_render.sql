@@ -134,6 +134,7 @@ SELECT format('| %s | %s | %s | %s-%s | %s | %s |',
                         WHEN 'refresh_on_jit_off' THEN 'refresh_job_progress(), counters on, SET jit = off'
                         WHEN 'refresh_off_jit_off' THEN 'refresh_job_progress(), counters off, SET jit = off'
                         WHEN 'matview_plain_on_jit_off' THEN 'REFRESH MATERIALIZED VIEW job_progress (not concurrently), counters on, jit off'
+                        WHEN 'floor_concurrently_jit_off' THEN 'floor: REFRESH CONCURRENTLY of a matview selecting job_progress''s rows from a table (no counting), jit off'
                         WHEN 'maintenance_on' THEN 'set_counter_maintenance(true) (recount)'
                         WHEN 'maintenance_off' THEN 'set_counter_maintenance(false)' END,
               n, bench.fmt(median), bench.fmt(lo), bench.fmt(hi),
@@ -141,7 +142,7 @@ SELECT format('| %s | %s | %s | %s-%s | %s | %s |',
               CASE WHEN kind LIKE 'refresh%' THEN bench.pct(median / bench.refmed('refresh_off')) ELSE '' END)
 FROM bench.refresh_stats
 ORDER BY array_position(ARRAY['refresh_on', 'refresh_off', 'refresh_note', 'refresh_on_jit_off', 'refresh_off_jit_off',
-                              'matview_plain_on_jit_off', 'maintenance_on', 'maintenance_off'], kind);
+                              'matview_plain_on_jit_off', 'floor_concurrently_jit_off', 'maintenance_on', 'maintenance_off'], kind);
 SELECT '';
 SELECT '- plans of the refresh''s query (SELECT * FROM job_progress_live, counters on; EXPLAIN ANALYZE, default settings): ' ||
        coalesce(bench.meta_get('refresh_plan'), '-');
