@@ -141,8 +141,8 @@ SELECT pg_catalog.md5(pg_catalog.string_agg(x, ',' ORDER BY x)) FROM (
 
 sub migrate
 {
-	my ($db) = @_;
-	return $node->psql($db, undef, extra_params => [ '-v', 'ON_ERROR_STOP=1', '-f', $script ]);
+	my ($db, @vars) = @_;
+	return $node->psql($db, undef, extra_params => [ '-v', 'ON_ERROR_STOP=1', (map { ('-v', $_) } @vars), '-f', $script ]);
 }
 
 # --- refused, unchanged -------------------------------------------------------------------------
@@ -205,6 +205,14 @@ my $kept_findings = sq('scans', q{SELECT string_agg(t::text, E'\n' ORDER BY t::t
 my $kept_objects = sq('scans', q{SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', job_id, bucket, key, etag, status, last_error, updated_at), E'\n' ORDER BY job_id, key)
   FROM public.job_objects WHERE updated_at IS NOT NULL AND job_id <> '00000000-0000-4000-8000-0000000000bb'});
 
+# The same database migrated without the system's (job_id, status) index (-v status_index=off).
+$node->safe_psql('postgres', 'CREATE DATABASE no_status_index TEMPLATE scans OWNER scan_owner');
+($rc, $out, $err) = migrate('no_status_index', 'status_index=off');
+is($rc, 0, 'the migration with -v status_index=off succeeds') or diag($err);
+is(sq('no_status_index', "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'job_objects' AND indexdef LIKE '%(job_id, status)%'"),
+	'0', 'with status_index=off, job_objects has no (job_id, status) index');
+is(sq('no_status_index', 'SELECT count(*) FROM verify_job_counters()'), '0', 'and its counters are exact');
+
 ($rc, $out, $err) = migrate('scans');
 is($rc, 0, 'the migration succeeds') or diag($err);
 like($err, qr/moved 9 jobs, 800 objects, 300 findings; kept aside 1 jobs, 2 objects, 6 findings/, 'its output counts what moved and what was kept aside')
@@ -245,6 +253,20 @@ is( sq('scans', q{SELECT count(*) FROM jobs j, job_status(j.job_id, true) s
 is(sq('scans', "SELECT count(*) FROM active_jobs_progress WHERE job_id = '00000000-0000-4000-8000-000000000001'"), '1',
 	'active_jobs_progress includes the job still being listed (no objects)');
 is(sq('scans', 'SELECT total_jobs, pending_jobs >= 1 FROM job_statistics'), '9|t', 'job_statistics answers');
+
+# the counters: built by one recount after the copy (the copy ran with them off), on, exact
+is(sq('scans', 'SELECT counter_maintenance()'), 't', 'counter maintenance is on after the migration');
+is(sq('scans', 'SELECT count(*) FROM verify_job_counters()'), '0', 'the counters are exact');
+is(sq('scans', "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relid = 'job_counter_deltas'::regclass"), '0',
+	'the copy wrote no delta rows (the rows were counted once, by the recount)');
+
+# the system's (job_id, status) index is kept, and the API's own real-time read uses it
+is(sq('scans', "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexname = 'idx_job_objects_job_status'"),
+	'CREATE INDEX idx_job_objects_job_status ON public.job_objects USING btree (job_id, status)',
+	"the system's (job_id, status) index is kept");
+like(sq('scans', q{SET enable_seqscan = off; SET enable_bitmapscan = off;
+    EXPLAIN (COSTS OFF) SELECT status, count(*) FROM job_objects WHERE job_id = '00000000-0000-4000-8000-000000000003' GROUP BY status}),
+	qr/Index Only Scan using idx_job_objects_job_status/, "the API's per-status count is an index-only scan of it");
 
 # rights
 my %rights = (

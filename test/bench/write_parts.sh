@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Where the counters' write cost goes (issue 9, the per-object UPDATE target): the scanner's status
+# UPDATE, 8 clients on one job of 100K objects, on the seed's plain tables and on the extension in
+# variants that each take one part of the counters away or add one thing, side by side in one
+# server and one run, in ABBA rounds (each round runs the variants forward, then backward).
+# Prints and writes test/bench/results/<date>-write-parts.md. Not part of the test suite.
+#
+#   sudo test/bench/write_parts.sh            # 3 rounds of 8 s per variant and direction, ~9 minutes
+#   ROUNDS=5 SECS=15 sudo test/bench/write_parts.sh
+#
+# Variants (all on the extension unless said):
+#   plain           the seed's plain tables (test/bench/sql/plain_schema.sql), plpgsql updated_at
+#   off             set_counter_maintenance(false): no counter triggers (1.0's write path)
+#   on              the counters as shipped
+#   capture_only    the UPDATE's counting trigger replaced by a PL/pgSQL no-op statement trigger with
+#                   the same transition tables: the trigger machinery and row capture, no delta row
+#   queue_only      the same no-op statement trigger without transition tables: the after-trigger
+#                   queue and one function call
+#   no_delta_index  counters on, job_counter_deltas without its btree (one heap insert per statement)
+#   replica_enable  counters on, the replica row triggers ENABLE REPLICA instead of a WHEN clause
+#   status_index    counters on, plus the system's (job_id, status) index (what the migration keeps)
+# Builds and installs the extension (as root) unless BENCH_SKIP_BUILD=1. Environment: S3SCAN_PG_BIN,
+# BENCH_PORT (default 55499), ROUNDS, SECS, VARIANTS (a subset, in order).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}
+PORT=${BENCH_PORT:-55499}
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-8}
+VARIANTS=${VARIANTS:-plain off on capture_only queue_only no_delta_index replica_enable status_index}
+OUT=$HERE/results/$(date +%Y-%m-%d)-write-parts.md
+START=$SECONDS
+say() { printf '[write_parts %4ds] %s\n' $((SECONDS - START)) "$*"; }
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" -j2 >/dev/null
+    make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install >/dev/null
+fi
+
+TMP=$(mktemp -d /tmp/s3scan-write-parts.XXXXXX)
+chmod 755 "$TMP"; chown postgres "$TMP"
+as_pg() { runuser -u postgres -- "$@"; }
+q() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d "$1" -v ON_ERROR_STOP=1 -c "$2"; }
+qf() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d "$1" -v ON_ERROR_STOP=1 -f "$2" >/dev/null; }
+cleanup() {
+    as_pg "$PGBIN/pg_ctl" -D "$TMP/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+as_pg "$PGBIN/initdb" -D "$TMP/data" -U postgres -E UTF8 --locale=C -A trust --no-sync >/dev/null
+cat >>"$TMP/data/postgresql.conf" <<EOC
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$TMP'
+shared_preload_libraries = 's3scan_jobs'
+s3scan_jobs.database = 'ext'        # the worker folds the deltas every 100 ms, as shipped
+s3scan_jobs.refresh_interval = 0
+shared_buffers = 1GB
+max_wal_size = 20GB
+checkpoint_timeout = 1h
+autovacuum_naptime = 5s
+EOC
+as_pg "$PGBIN/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w start >/dev/null
+q postgres "CREATE DATABASE plain"
+q postgres "CREATE DATABASE ext"
+qf plain "$HERE/sql/plain_schema.sql"
+q ext "CREATE EXTENSION s3scan_jobs"
+JOB=00000000-0000-4000-8000-000000000001
+for db in plain ext; do
+    q "$db" "INSERT INTO public.jobs (job_id, bucket) VALUES ('$JOB', 'b')"
+    q "$db" "INSERT INTO public.job_objects (job_id, bucket, key, etag, status)
+             SELECT '$JOB', 'b', 'k/' || g, md5(g::text), 'queued' FROM generate_series(1, 100000) g"
+    # no autovacuum on the base table: each run is followed by the same VACUUM instead
+    q "$db" "ALTER TABLE public.job_objects SET (autovacuum_enabled = off)"
+    q "$db" "VACUUM ANALYZE public.job_objects"
+done
+
+# The scanner's statement (shared/reference/s3-scanner-interface.md), one object a transaction.
+cat >"$TMP/update.sql" <<EOS
+\set i random(1, 100000)
+\set s random(1, 3)
+UPDATE job_objects SET status = CASE :s::int WHEN 1 THEN 'processing' WHEN 2 THEN 'succeeded' ELSE 'failed' END, last_error = NULL, updated_at = now() WHERE job_id = '$JOB' AND bucket = 'b' AND key = 'k/' || :i AND etag = md5(:i::text);
+EOS
+
+# Each variant: SQL that sets it up on ext (after set_counter_maintenance), and SQL that undoes it.
+NOOP="CREATE OR REPLACE FUNCTION public.bench_noop() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RETURN NULL; END\$\$;"
+RESTORE_UPDATES="DROP TRIGGER job_objects_count_updates ON public.job_objects;
+CREATE TRIGGER job_objects_count_updates AFTER UPDATE ON public.job_objects
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION public.count_changes('objects');
+ALTER TABLE public.job_objects ENABLE ALWAYS TRIGGER job_objects_count_updates;"
+setup() {
+    case $1 in
+    plain) ;;
+    off) q ext "SELECT public.set_counter_maintenance(false)" >/dev/null ;;
+    *) q ext "SELECT public.set_counter_maintenance(true)" >/dev/null ;;
+    esac
+    case $1 in
+    capture_only) q ext "$NOOP DROP TRIGGER job_objects_count_updates ON public.job_objects;
+        CREATE TRIGGER job_objects_count_updates AFTER UPDATE ON public.job_objects
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.bench_noop();
+        ALTER TABLE public.job_objects ENABLE ALWAYS TRIGGER job_objects_count_updates" ;;
+    queue_only) q ext "$NOOP DROP TRIGGER job_objects_count_updates ON public.job_objects;
+        CREATE TRIGGER job_objects_count_updates AFTER UPDATE ON public.job_objects
+            FOR EACH STATEMENT EXECUTE FUNCTION public.bench_noop();
+        ALTER TABLE public.job_objects ENABLE ALWAYS TRIGGER job_objects_count_updates" ;;
+    no_delta_index) q ext "DROP INDEX public.job_counter_deltas_job_id_idx" ;;
+    replica_enable) q ext "DROP TRIGGER job_objects_count_replicated ON public.job_objects;
+        CREATE TRIGGER job_objects_count_replicated AFTER INSERT OR UPDATE OR DELETE ON public.job_objects
+            FOR EACH ROW EXECUTE FUNCTION public.count_changes('objects');
+        ALTER TABLE public.job_objects ENABLE REPLICA TRIGGER job_objects_count_replicated" ;;
+    status_index) q ext "CREATE INDEX bench_job_status ON public.job_objects (job_id, status)" ;;
+    esac
+}
+teardown() {
+    case $1 in
+    capture_only | queue_only) q ext "$RESTORE_UPDATES" ;;
+    no_delta_index) q ext "CREATE INDEX job_counter_deltas_job_id_idx ON public.job_counter_deltas (job_id)" ;;
+    replica_enable) q ext "DROP TRIGGER job_objects_count_replicated ON public.job_objects;
+        CREATE TRIGGER job_objects_count_replicated AFTER INSERT OR UPDATE OR DELETE ON public.job_objects
+            FOR EACH ROW
+            WHEN (pg_catalog.current_setting('session_replication_role'::text) OPERATOR(pg_catalog.=) 'replica'::text)
+            EXECUTE FUNCTION public.count_changes('objects');
+        ALTER TABLE public.job_objects ENABLE ALWAYS TRIGGER job_objects_count_replicated" ;;
+    status_index) q ext "DROP INDEX public.bench_job_status" ;;
+    esac
+}
+
+echo "variant round direction tps" >"$TMP/runs"
+run() {  # variant round direction
+    local db=ext tps
+    [ "$1" = plain ] && db=plain
+    setup "$1"
+    tps=$(as_pg env PGOPTIONS='-c synchronous_commit=off' "$PGBIN/pgbench" -h "$TMP" -p "$PORT" -n -M prepared \
+            -c 8 -j 2 -T "$SECS" -f "$TMP/update.sql" "$db" 2>&1 | awk '/^tps/ { print $3 }')
+    [ -n "$tps" ] || { echo "pgbench on $1 failed" >&2; exit 1; }
+    teardown "$1"
+    q "$db" "VACUUM public.job_objects" >/dev/null
+    echo "$1 $2 $3 $tps" >>"$TMP/runs"
+    say "round $2 $3 $(printf '%-15s %9.0f tps' "$1" "$tps")"
+}
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+say "variants: $VARIANTS; $ROUNDS rounds x ${SECS}s; load average $LOAD_START"
+for ((r = 1; r <= ROUNDS; r++)); do
+    for v in $VARIANTS; do run "$v" "$r" fwd; done
+    for v in $(tr ' ' '\n' <<<"$VARIANTS" | tac); do run "$v" "$r" back; done
+done
+q ext "SELECT public.set_counter_maintenance(true)" >/dev/null
+DIFFER=$(q ext "SELECT count(*) FROM public.verify_job_counters()")
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Ratios within each round (mean of its forward and backward run over the same for 'off' and
+# 'plain'), then the mean and the range over the rounds.
+python3 - "$TMP/runs" "$OUT" "$ROUNDS" "$SECS" "$LOAD_START" "$LOAD_END" "$DIFFER" "$(git -C "$REPO" rev-parse --short HEAD)" \
+    "$("$PGBIN/postgres" --version)" "$(nproc)" <<'PY'
+import sys, statistics as st, datetime
+runs, out, rounds, secs, l0, l1, differ, rev, pgv, ncpu = sys.argv[1:]
+rows = [l.split() for l in open(runs).read().splitlines()[1:]]
+variants = []
+for v, *_ in rows:
+    if v not in variants: variants.append(v)
+def mean(v, r): return st.mean(float(t) for vv, rr, d, t in rows if vv == v and int(rr) == r)
+R = range(1, int(rounds) + 1)
+lines = [f"# Where the counters' UPDATE cost goes ({datetime.date.today()})", "",
+  f"`test/bench/write_parts.sh` at {rev}, {pgv}, {ncpu} cores. The scanner's status UPDATE of one object per "
+  f"transaction, 8 clients (pgbench -M prepared, synchronous_commit off) on one job of 100,000 objects; {rounds} rounds, "
+  f"each running every variant for {secs} s forward then backward (ABBA); the table gives tps (mean of a round's two runs) "
+  f"and the ratio to `off` and to `plain` within each round, then the mean and range of the ratios over the rounds. "
+  f"Load average (1, 5, 15 min) {l0} at the start, {l1} at the end (other tenants' work on this shared machine). "
+  f"After the runs, verify_job_counters() reported {differ} differing jobs.", "",
+  "| variant | tps per round | vs off: mean (range) | vs plain: mean (range) |", "|---|---|---:|---:|"]
+for v in variants:
+    tps = [mean(v, r) for r in R]
+    ro = [mean(v, r) / mean('off', r) for r in R] if 'off' in variants else []
+    rp = [mean(v, r) / mean('plain', r) for r in R] if 'plain' in variants else []
+    f = lambda xs: f"{st.mean(xs)*100:.1f}% ({min(xs)*100:.0f}-{max(xs)*100:.0f}%)" if xs else "-"
+    lines.append(f"| {v} | {', '.join(f'{t:,.0f}' for t in tps)} | {f(ro)} | {f(rp)} |")
+lines += ["", "Runs, in order:", "", "    " + "\n    ".join(" ".join(r) for r in rows), ""]
+open(out, "w").write("\n".join(lines))
+print("\n".join(lines[:len(variants) + 12]))
+PY
+say "wrote $OUT"
