@@ -72,6 +72,7 @@ as_pg "$PGBIN/pg_ctl -D $DIR/data -l $DIR/log -w start" >/dev/null
 for N in $SIZES; do
     JOBS=$(( N / 1000 )); [ $JOBS -lt 1 ] && JOBS=1
     FINDINGS=$(( N / 10 ))
+    BIG=$(( N / 10 )) BIGJOB=00000000-0000-4000-8000-b19000000000
     say "$N objects: building the scanner system's database ($JOBS jobs, $FINDINGS findings)"
     as_pg "$PSQL -d postgres -c 'DROP DATABASE IF EXISTS scans' -c 'DROP ROLE IF EXISTS scan_owner' -c 'CREATE ROLE scan_owner LOGIN' -c 'CREATE DATABASE scans OWNER scan_owner'"
     as_pg "$PSQL -d scans -U scan_owner -f $DIR/existing-deployment.sql" >/dev/null 2>&1
@@ -92,12 +93,45 @@ INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, context
 SELECT ('00000000-0000-4000-8000-' || lpad((1 + g * 10 / 1000)::text, 12, '0'))::uuid, 'bucket-' || (1 + g * 10 / 1000) % 10,
        'p/' || (g * 10), 'e', 'ssn', '***', 'c', 1, now()
 FROM generate_series(0, $FINDINGS - 1) g;
+-- One big job beside them ($BIG objects, a finding every 10th), whose real-time reads are timed
+-- before and after the migration.
+INSERT INTO jobs (job_id, bucket, prefix, execution_arn, created_at, updated_at)
+VALUES ('$BIGJOB', 'big', 'p/', 'arn:big', now(), now());
+INSERT INTO job_objects (job_id, bucket, key, etag, status, last_error, updated_at)
+SELECT '$BIGJOB', 'big', 'p/' || g, 'e', (ARRAY['queued','processing','succeeded','failed'])[1 + g % 4], NULL, now()
+FROM generate_series(0, $BIG - 1) g;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, context, byte_offset, created_at)
+SELECT '$BIGJOB', 'big', 'p/' || (g * 10), 'e', 'ssn', '***', 'c', 1, now() FROM generate_series(0, $BIG / 10 - 1) g;
 SQL
     as_pg "$PSQL -d scans -U scan_owner -f $DIR/indexes.sql" 2>&1 | grep -v 'already exists' || true
     as_pg "$PSQL -d scans -U scan_owner -c 'REFRESH MATERIALIZED VIEW job_progress'"
     as_pg "$PSQL -d scans -c 'VACUUM ANALYZE'"
     as_pg "$PSQL -d postgres -c CHECKPOINT"
     size=$(as_pg "$PSQL -At -d scans -c \"SELECT pg_size_pretty(pg_database_size('scans'))\"")
+
+    # The API's own real-time statements on the big job (interface, 5.), 5 times each, median.
+    api_reads() {  # label
+        as_pg "$PSQL -At -d scans" <<SQL
+CREATE TEMP TABLE t (what text, ms float8);
+DO \$\$
+DECLARE t0 timestamptz; n bigint;
+BEGIN
+    FOR i IN 1..5 LOOP
+        t0 := clock_timestamp();
+        PERFORM status, count(*) FROM job_objects WHERE job_id = '$BIGJOB' GROUP BY status;
+        INSERT INTO t VALUES ('per-status count', extract(epoch FROM clock_timestamp() - t0) * 1000);
+        t0 := clock_timestamp();
+        SELECT count(*) INTO n FROM findings WHERE job_id = '$BIGJOB';
+        INSERT INTO t VALUES ('findings count', extract(epoch FROM clock_timestamp() - t0) * 1000);
+    END LOOP;
+END
+\$\$;
+SELECT string_agg(format('%s %s ms', what, round(m::numeric, 1)), ', ' ORDER BY what)
+FROM (SELECT what, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS m FROM t GROUP BY what) s;
+SQL
+    }
+    API_BEFORE=$(api_reads)
+    say "$N objects: the API's real-time statements on the system's schema: $API_BEFORE"
 
     # The client: one statement at a time, each timed; it stops when told to.
     cat > "$DIR/client.sh" <<CLIENT
@@ -139,6 +173,16 @@ CLIENT
     moved=$(grep -o 'moved [^;]*; kept aside .*' "$DIR/migrate.out" | head -1)
     read max_update max_read samples < <(awk -v s="$t0" '$1 >= s - 3000000000 {n++; if ($2 > u) u = $2; if ($3 > r) r = $3} END {print u + 0, r + 0, n + 0}' "$DIR/client.log")
     errors=$(grep -c . "$DIR/client.err" || true)
+    as_pg "$PSQL -d scans -c 'VACUUM ANALYZE'"
+    API_AFTER=$(api_reads)
+    STATUS_AFTER=$(as_pg "$PSQL -At -d scans" <<SQL
+SELECT 1 FROM job_status('$BIGJOB', true);
+\\timing on
+SELECT 1 FROM job_status('$BIGJOB', true);
+SQL
+)
+    STATUS_AFTER=$(grep -o 'Time: [0-9.]* ms' <<<"$STATUS_AFTER" | head -1)
+    say "$N objects: after the migration (and a VACUUM ANALYZE): $API_AFTER; job_status(id, true) ${STATUS_AFTER#Time: }"
     locked=$(awk '{print $1}' "$DIR/locks.log" | sort -u | sed -n '1p;$p' | paste -sd' ' -)
     say "$N objects: ${total} ms; longest client UPDATE ${max_update} ms, read ${max_read} ms; $errors client errors"
     {
@@ -151,6 +195,10 @@ CLIENT
         echo "| longest wait of the client's per-object UPDATE / of its cached read | $(awk -v u=$max_update -v r=$max_read 'BEGIN {printf "%.1f s / %.1f s", u / 1000, r / 1000}') |"
         echo "| client statements that failed | $errors (of $((samples * 2)) sent while it ran) |"
         echo "| AccessExclusive locks on the scanner's tables seen from / to | ${locked:-none sampled} |"
+        echo
+        echo "The API's own real-time statements on the job of $BIG objects (median of 5), on the system's schema"
+        echo "before the migration: $API_BEFORE; after it, and a \`VACUUM ANALYZE\`: $API_AFTER. The extension's"
+        echo "\`job_status(id, true)\` for that job, after: ${STATUS_AFTER#Time: }."
         echo
         echo "Its output: \`$moved\`"
         echo
