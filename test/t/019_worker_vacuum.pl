@@ -1,0 +1,94 @@
+# The refresh worker's VACUUM of job_counter_deltas (after every 2,000 folded delta rows) never
+# stops it folding:
+# (a) while writers hold the deltas table (ROW EXCLUSIVE) and its last pages are empty after a
+#     fold, it does not try to truncate them (TRUNCATE false): a truncation wants ACCESS EXCLUSIVE,
+#     and VACUUM retries that for up to 5 s, during which the worker did not fold;
+# (b) while another session holds the lock a VACUUM needs (SHARE UPDATE EXCLUSIVE on the deltas,
+#     as a manual VACUUM or autovacuum of that table does), it skips the vacuum (SKIP_LOCKED, a
+#     WARNING in the log) and goes on folding.
+# In both, a change made after the vacuum is folded within 2 s, three times in a row.
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use S3ScanTAP;
+use S3ScanCounters;
+
+my $db = 'work';
+my $J  = job_uuid_sql('1');
+my $node = new_s3scan_node(
+	'vacuum',
+	preload => 1,
+	conf    => "s3scan_jobs.database = '$db'\n"
+	  . "s3scan_jobs.refresh_interval = '1h'\n"
+	  . "s3scan_jobs.fold_interval = '100ms'\n"
+	  . "autovacuum = off\n");
+$node->start;
+$node->safe_psql('postgres', "CREATE DATABASE $db");
+$node->safe_psql($db, 'CREATE EXTENSION s3scan_jobs');
+$node->safe_psql(
+	$db, qq{
+INSERT INTO jobs (job_id, bucket) VALUES ($J, 'b');
+INSERT INTO job_objects (job_id, bucket, key, etag, status)
+SELECT $J, 'b', 'k' || g, 'e', 'queued' FROM generate_series(1, 3000) g;
+});
+my $no_pending = 'SELECT count(*) = 0 FROM job_counter_deltas';
+ok(defined wait_for($node, $db, $no_pending), 'the worker folds');
+
+# 2,500 statements, one delta row each, in one transaction: the next fold takes them all, and the
+# worker vacuums after it.
+sub burst
+{
+	my ($status) = @_;
+	$node->safe_psql($db, qq{DO \$\$ BEGIN FOR i IN 1..2500 LOOP
+    UPDATE job_objects SET status = '$status' WHERE job_id = $J AND key = 'k' || i;
+END LOOP; END \$\$});
+}
+
+# A change after the vacuum is folded within 2 s, three times.
+sub folds_on
+{
+	my ($what) = @_;
+	for my $i (1 .. 3)
+	{
+		$node->safe_psql($db, "UPDATE job_objects SET status = 'failed' WHERE job_id = $J AND key = 'k" . (2900 + $i) . "'");
+		my $took = wait_for($node, $db, $no_pending, 't', 2);
+		ok(defined $took, "$what: change $i folded within 2 s") or return;
+	}
+}
+
+# --- (a) empty last pages while writers hold the table ------------------------------------------
+# Writers hold ROW EXCLUSIVE on the deltas from their first change to their commit; a session
+# holding just that lock (no transaction id, no snapshot: the folded rows are dead to everyone)
+# stands for them.
+$node->safe_psql($db, 'VACUUM job_counter_deltas');
+is($node->safe_psql($db, "SELECT pg_relation_size('job_counter_deltas')"), '0', '(a) the deltas table starts empty');
+my $holder = $node->background_psql($db);
+$holder->query_safe('BEGIN; LOCK TABLE job_counter_deltas IN ROW EXCLUSIVE MODE');
+burst('succeeded');
+ok(defined wait_for($node, $db, $no_pending), '(a) the burst is folded');
+folds_on('(a) writers holding the table, its last pages empty');
+$holder->query_safe('COMMIT');
+$holder->quit;
+
+# --- (b) a lock the VACUUM would wait for ----------------------------------------------------
+my $offset = log_size($node);
+my $locker = $node->background_psql($db);
+$locker->query_safe('BEGIN; LOCK TABLE job_counter_deltas IN SHARE UPDATE EXCLUSIVE MODE');
+burst('processing');
+ok(defined wait_for($node, $db, $no_pending), '(b) the burst is folded');
+ok( defined wait_for_cond(sub { log_since($node, $offset) =~ /skipping vacuum of "job_counter_deltas"/ }, 10,
+		'the skipped vacuum in the log'),
+	'(b) the worker skipped its vacuum of the locked table');
+folds_on('(b) the table locked by another VACUUM');
+$locker->query_safe('COMMIT');
+$locker->quit;
+
+counters_exact($node, $db, 'after both cases');
+
+$node->stop;
+done_testing();
