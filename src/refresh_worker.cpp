@@ -23,8 +23,10 @@ extern "C" {
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/lsyscache.h"
 #include "utils/timeout.h"
 }
 
@@ -234,6 +236,13 @@ void vacuum_deltas(MemoryContext pass_context) {
         Oid nsp = IsBinaryUpgrade || RecoveryInProgress() ? InvalidOid : installed_extension_namespace();
         bool present = OidIsValid(nsp) && counters_installed(nsp);
         PopActiveSnapshot();
+        // A vacuum of the table in progress (autovacuum's, say): skip quietly this time, rather
+        // than have SKIP_LOCKED log a WARNING (it still does if one starts in between).
+        Oid deltas = present ? get_relname_relid("job_counter_deltas", nsp) : InvalidOid;
+        if (OidIsValid(deltas) && ConditionalLockRelationOid(deltas, ShareUpdateExclusiveLock))
+            UnlockRelationOid(deltas, ShareUpdateExclusiveLock);
+        else
+            present = false;
         if (present) {
             pgstat_report_activity(STATE_RUNNING, "s3scan_jobs: vacuuming job_counter_deltas");
             MemoryContext old = MemoryContextSwitchTo(pass_context);
