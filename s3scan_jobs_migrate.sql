@@ -335,9 +335,9 @@ BEGIN
     -- The system's (job_id, status) index, kept unless -v status_index=off: the API's own real-time
     -- read (SELECT status, count(*) FROM job_objects WHERE job_id = $1 GROUP BY status) is an
     -- index-only scan of it, and without it reads every object of the job (15x slower at 1M
-    -- objects). It makes every status UPDATE write all of the table's indexes (not HOT): about 25%
-    -- fewer UPDATEs per second than without it (test/bench/results), which this database already
-    -- pays today, with more indexes. Not part of the extension: pg_dump does not dump it (see the
+    -- objects). It makes every status UPDATE write all of the table's indexes (not HOT): about 9%
+    -- fewer UPDATEs per second than without it (test/bench/results/*-write-parts.md), which this
+    -- database already pays today, with more indexes. Not part of the extension: pg_dump does not dump it (see the
     -- README, "Moving an existing scanner database"). Built after the copy, in one pass.
     IF (SELECT t.status_index FROM s3scan_migrate_target t) THEN
         EXECUTE pg_catalog.format('CREATE INDEX idx_job_objects_job_status ON %s.job_objects (job_id, status)', target);
