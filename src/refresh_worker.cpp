@@ -174,6 +174,19 @@ bool fold_locks_free(Oid nsp) {
     return true;
 }
 
+// After an error in a fold or vacuum pass (each in its own transaction): logs it, aborts the
+// transaction and forgets a cancel, which cancels this pass, not the next one.
+void abandon_pass(MemoryContext pass_context) {
+    HOLD_INTERRUPTS();
+    disable_timeout(STATEMENT_TIMEOUT, false);
+    MemoryContextSwitchTo(pass_context);
+    EmitErrorReport();
+    AbortCurrentTransaction();
+    FlushErrorState();
+    QueryCancelPending = false;
+    RESUME_INTERRUPTS();
+}
+
 // One fold of the counter deltas (version 1.1): one transaction. False when there is nothing to
 // fold into (the extension, or its 1.1 counters, not installed). A fold that would have to wait
 // for a lock is skipped. An error is logged and the next fold comes at the next interval.
@@ -202,14 +215,7 @@ bool run_fold_pass(MemoryContext pass_context, int64 *folded_rows) {
     }
     PG_CATCH();
     {
-        HOLD_INTERRUPTS();
-        disable_timeout(STATEMENT_TIMEOUT, false);
-        MemoryContextSwitchTo(pass_context);
-        EmitErrorReport();
-        AbortCurrentTransaction();
-        FlushErrorState();
-        QueryCancelPending = false;
-        RESUME_INTERRUPTS();
+        abandon_pass(pass_context);
     }
     PG_END_TRY();
     pgstat_report_stat(false);
@@ -234,16 +240,14 @@ void vacuum_deltas(MemoryContext pass_context) {
     {
         PushActiveSnapshot(GetTransactionSnapshot());
         Oid nsp = IsBinaryUpgrade || RecoveryInProgress() ? InvalidOid : installed_extension_namespace();
-        bool present = OidIsValid(nsp) && counters_installed(nsp);
+        Oid deltas = OidIsValid(nsp) ? get_relname_relid("job_counter_deltas", nsp) : InvalidOid;
         PopActiveSnapshot();
         // A vacuum of the table in progress (autovacuum's, say): skip quietly this time, rather
         // than have SKIP_LOCKED log a WARNING (it still does if one starts in between).
-        Oid deltas = present ? get_relname_relid("job_counter_deltas", nsp) : InvalidOid;
-        if (OidIsValid(deltas) && ConditionalLockRelationOid(deltas, ShareUpdateExclusiveLock))
+        bool unlocked = OidIsValid(deltas) && ConditionalLockRelationOid(deltas, ShareUpdateExclusiveLock);
+        if (unlocked)
             UnlockRelationOid(deltas, ShareUpdateExclusiveLock);
-        else
-            present = false;
-        if (present) {
+        if (unlocked) {
             pgstat_report_activity(STATE_RUNNING, "s3scan_jobs: vacuuming job_counter_deltas");
             MemoryContext old = MemoryContextSwitchTo(pass_context);
             VacuumStmt *stmt = makeNode(VacuumStmt);
@@ -260,13 +264,7 @@ void vacuum_deltas(MemoryContext pass_context) {
     }
     PG_CATCH();
     {
-        HOLD_INTERRUPTS();
-        MemoryContextSwitchTo(pass_context);
-        EmitErrorReport();
-        AbortCurrentTransaction();
-        FlushErrorState();
-        QueryCancelPending = false;
-        RESUME_INTERRUPTS();
+        abandon_pass(pass_context);
     }
     PG_END_TRY();
     pgstat_report_stat(false);
