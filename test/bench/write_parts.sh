@@ -17,6 +17,8 @@
 #   queue_only      the same no-op statement trigger without transition tables: the after-trigger
 #                   queue and one function call
 #   no_delta_index  counters on, job_counter_deltas without its btree (one heap insert per statement)
+#   no_fold         counters on, the worker does not fold (fold_interval 0): the writers' own cost,
+#                   without the fold's and the deltas' vacuum (folded once after the run)
 #   replica_enable  counters on, the replica row triggers ENABLE REPLICA instead of a WHEN clause
 #   status_index    counters on, plus the system's (job_id, status) index (what the migration keeps)
 # Builds and installs the extension (as root) unless BENCH_SKIP_BUILD=1. Environment: S3SCAN_PG_BIN,
@@ -29,7 +31,7 @@ PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}
 PORT=${BENCH_PORT:-55499}
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-8}
-VARIANTS=${VARIANTS:-plain off on capture_only queue_only no_delta_index replica_enable status_index}
+VARIANTS=${VARIANTS:-plain off on no_fold capture_only queue_only no_delta_index replica_enable status_index}
 OUT=$HERE/results/$(date +%Y-%m-%d)-write-parts.md
 START=$SECONDS
 say() { printf '[write_parts %4ds] %s\n' $((SECONDS - START)) "$*"; }
@@ -108,6 +110,7 @@ setup() {
             FOR EACH STATEMENT EXECUTE FUNCTION public.bench_noop();
         ALTER TABLE public.job_objects ENABLE ALWAYS TRIGGER job_objects_count_updates" ;;
     no_delta_index) q ext "DROP INDEX public.job_counter_deltas_job_id_idx" ;;
+    no_fold) q ext "ALTER SYSTEM SET s3scan_jobs.fold_interval = 0"; q ext "SELECT pg_reload_conf()" >/dev/null ;;
     replica_enable) q ext "DROP TRIGGER job_objects_count_replicated ON public.job_objects;
         CREATE TRIGGER job_objects_count_replicated AFTER INSERT OR UPDATE OR DELETE ON public.job_objects
             FOR EACH ROW EXECUTE FUNCTION public.count_changes('objects');
@@ -119,6 +122,8 @@ teardown() {
     case $1 in
     capture_only | queue_only) q ext "$RESTORE_UPDATES" ;;
     no_delta_index) q ext "CREATE INDEX job_counter_deltas_job_id_idx ON public.job_counter_deltas (job_id)" ;;
+    no_fold) q ext "ALTER SYSTEM RESET s3scan_jobs.fold_interval"; q ext "SELECT pg_reload_conf()" >/dev/null
+        q ext "SELECT public.fold_job_counters()" >/dev/null; q ext "VACUUM public.job_counter_deltas" ;;
     replica_enable) q ext "DROP TRIGGER job_objects_count_replicated ON public.job_objects;
         CREATE TRIGGER job_objects_count_replicated AFTER INSERT OR UPDATE OR DELETE ON public.job_objects
             FOR EACH ROW
@@ -129,18 +134,49 @@ teardown() {
     esac
 }
 
-echo "variant round direction tps" >"$TMP/runs"
+# The server's CPU time so far, in clock ticks: the postmaster's own and that of its children it
+# has reaped (the benchmark's backends, autovacuum workers), plus its live children's (the
+# checkpointer, WAL writer, the refresh worker that folds). Read after the benchmark's backends
+# have exited, the difference over a run is what the server spent on it, whatever else the
+# machine's other tenants were doing; divided by the transactions it gives CPU per UPDATE.
+server_ticks() {
+    local pm
+    pm=$(head -1 "$TMP/data/postmaster.pid")
+    { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat"
+      for c in $(cat "/proc/$pm/task/$pm/children"); do awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || true; done
+    } | awk '{ t += $1 } END { print t }'
+}
+quiet_backends() {  # waits until the benchmark's connections are gone (reaped by the postmaster)
+    local db=$1 n
+    for _ in $(seq 50); do
+        n=$(q postgres "SELECT count(*) FROM pg_stat_activity WHERE datname = '$db' AND backend_type = 'client backend'")
+        [ "$n" = 0 ] && { sleep 0.2; return; }
+        sleep 0.2
+    done
+    echo "the benchmark's connections to $db did not go away" >&2
+    exit 1
+}
+TICK=$(getconf CLK_TCK)
+
+echo "variant round direction tps cpu_us" >"$TMP/runs"
 run() {  # variant round direction
-    local db=ext tps
+    local db=ext out tps xacts t0 t1 cpu
     [ "$1" = plain ] && db=plain
     setup "$1"
-    tps=$(as_pg env PGOPTIONS='-c synchronous_commit=off' "$PGBIN/pgbench" -h "$TMP" -p "$PORT" -n -M prepared \
-            -c 8 -j 2 -T "$SECS" -f "$TMP/update.sql" "$db" 2>&1 | awk '/^tps/ { print $3 }')
-    [ -n "$tps" ] || { echo "pgbench on $1 failed" >&2; exit 1; }
+    quiet_backends "$db"
+    t0=$(server_ticks)
+    out=$(as_pg env PGOPTIONS='-c synchronous_commit=off' "$PGBIN/pgbench" -h "$TMP" -p "$PORT" -n -M prepared \
+            -c 8 -j 2 -T "$SECS" -f "$TMP/update.sql" "$db" 2>&1)
+    quiet_backends "$db"
+    t1=$(server_ticks)
+    tps=$(awk '/^tps/ { print $3 }' <<<"$out")
+    xacts=$(awk '/number of transactions actually processed/ { print $NF }' <<<"$out")
+    [ -n "$tps" ] && [ -n "$xacts" ] || { echo "pgbench on $1 failed: $out" >&2; exit 1; }
+    cpu=$(awk -v a="$t0" -v b="$t1" -v x="$xacts" -v hz="$TICK" 'BEGIN { printf "%.1f", (b - a) / hz * 1e6 / x }')
     teardown "$1"
     q "$db" "VACUUM public.job_objects" >/dev/null
-    echo "$1 $2 $3 $tps" >>"$TMP/runs"
-    say "round $2 $3 $(printf '%-15s %9.0f tps' "$1" "$tps")"
+    echo "$1 $2 $3 $tps $cpu" >>"$TMP/runs"
+    say "round $2 $3 $(printf '%-15s %9.0f tps %7.1f us server CPU per UPDATE' "$1" "$tps" "$cpu")"
 }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 say "variants: $VARIANTS; $ROUNDS rounds x ${SECS}s; load average $LOAD_START"
@@ -162,22 +198,30 @@ rows = [l.split() for l in open(runs).read().splitlines()[1:]]
 variants = []
 for v, *_ in rows:
     if v not in variants: variants.append(v)
-def mean(v, r): return st.mean(float(t) for vv, rr, d, t in rows if vv == v and int(rr) == r)
+def mean(v, r, col=3): return st.mean(float(x[col]) for x in rows if x[0] == v and int(x[1]) == r)
 R = range(1, int(rounds) + 1)
 lines = [f"# Where the counters' UPDATE cost goes ({datetime.date.today()})", "",
   f"`test/bench/write_parts.sh` at {rev}, {pgv}, {ncpu} cores. The scanner's status UPDATE of one object per "
   f"transaction, 8 clients (pgbench -M prepared, synchronous_commit off) on one job of 100,000 objects; {rounds} rounds, "
   f"each running every variant for {secs} s forward then backward (ABBA); the table gives tps (mean of a round's two runs) "
   f"and the ratio to `off` and to `plain` within each round, then the mean and range of the ratios over the rounds. "
+  f"'Server CPU' is the CPU time all server processes spent during a run (backends, WAL writer, the worker's folds, "
+  f"autovacuum; read from /proc) divided by its transactions: unlike tps it hardly depends on what other tenants of "
+  f"the machine do, so it splits the cost into parts where tps cannot. "
   f"Load average (1, 5, 15 min) {l0} at the start, {l1} at the end (other tenants' work on this shared machine). "
   f"After the runs, verify_job_counters() reported {differ} differing jobs.", "",
-  "| variant | tps per round | vs off: mean (range) | vs plain: mean (range) |", "|---|---|---:|---:|"]
+  "| variant | tps per round | vs off: mean (range) | vs plain: mean (range) | server CPU per UPDATE: mean (range) | CPU vs off |",
+  "|---|---|---:|---:|---:|---:|"]
 for v in variants:
     tps = [mean(v, r) for r in R]
+    cpu = [mean(v, r, 4) for r in R]
     ro = [mean(v, r) / mean('off', r) for r in R] if 'off' in variants else []
     rp = [mean(v, r) / mean('plain', r) for r in R] if 'plain' in variants else []
+    co = [mean(v, r, 4) - mean('off', r, 4) for r in R] if 'off' in variants else []
     f = lambda xs: f"{st.mean(xs)*100:.1f}% ({min(xs)*100:.0f}-{max(xs)*100:.0f}%)" if xs else "-"
-    lines.append(f"| {v} | {', '.join(f'{t:,.0f}' for t in tps)} | {f(ro)} | {f(rp)} |")
+    g = lambda xs: f"{st.mean(xs):.1f} µs ({min(xs):.1f}-{max(xs):.1f})"
+    h = lambda xs: f"{st.mean(xs):+.1f} µs" if xs else "-"
+    lines.append(f"| {v} | {', '.join(f'{t:,.0f}' for t in tps)} | {f(ro)} | {f(rp)} | {g(cpu)} | {h(co)} |")
 lines += ["", "Runs, in order:", "", "    " + "\n    ".join(" ".join(r) for r in rows), ""]
 open(out, "w").write("\n".join(lines))
 print("\n".join(lines[:len(variants) + 12]))
