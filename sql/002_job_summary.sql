@@ -129,10 +129,11 @@ $$;
 SELECT total_objects, queued, processing, succeeded, failed, total_findings
 FROM job_summary WHERE job_id = 'b0000000-0000-4000-8000-000000000005';
 
--- SELECT * FROM job_summary WHERE job_id = ... reads the job's counters and
--- its pending deltas by job_id through an index (never a sequential scan of
--- either, never an index scan without a condition), and neither job_objects
--- nor findings (version 1.1: the per-job counters).
+-- SELECT * FROM job_summary WHERE job_id = ... reads the job's counters by
+-- job_id through an index (never a sequential scan of them, never an index
+-- scan without a condition), its pending deltas by a scan of that table (no
+-- index since 1.2: the fold keeps it to a few hundred rows), and neither
+-- job_objects nor findings (version 1.1: the per-job counters).
 SELECT node->>'Relation Name' AS rel,
        count(*) >= 1 AS scanned,
        bool_and(CASE WHEN node->>'Node Type' IN ('Index Scan', 'Index Only Scan') THEN node ? 'Index Cond'

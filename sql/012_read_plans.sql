@@ -56,7 +56,9 @@ SELECT pg_temp.scans($q$SELECT job_id, bucket, prefix, execution_arn, created_at
 
 -- The API's job status, real time: the job row, its objects counted per
 -- status, its findings counted. As the API sends them, and as
--- job_status(id, true) reads them (job_progress_live, one job).
+-- job_status(id, true) reads them (job_progress_live, one job: the job's
+-- counters by index, the pending deltas by a scan of that short table,
+-- which has no index since 1.2).
 SELECT pg_temp.scans($q$SELECT job_id, bucket, prefix, execution_arn, created_at, updated_at
     FROM jobs WHERE job_id = '30000000-0000-4000-8000-000000000077'$q$);
 SELECT pg_temp.scans($q$SELECT status, count(*) FROM job_objects

@@ -4,8 +4,9 @@
 -- and job_status(id, true) equal an independent recount of job_objects and findings written in
 -- this file, verify_job_counters() returns no row, and job_counters + pending job_counter_deltas
 -- add up to the recount (the invariant). Then: fold, refresh, repair after deliberate
--- corruption, the maintenance switch, and session_replication_role = replica (the row-trigger
--- path). Nothing here depends on whether the refresh worker folds in between.
+-- corruption, the maintenance switch, session_replication_role = replica (the row-trigger
+-- path), and the triggers' states since 1.2. Nothing here depends on whether the refresh worker
+-- folds in between.
 --
 CREATE EXTENSION s3scan_jobs;
 SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs';
@@ -779,5 +780,25 @@ SELECT fold_job_counters() >= 0 AS folded;
 SELECT count(*) AS verify_rows FROM verify_job_counters();
 SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000001', 'd0000000-0000-4000-8000-000000000002',
                             'd0000000-0000-4000-8000-000000000003');
+
+-- 23. The counter triggers' states (version 1.2): the statement-level ones fire always, the
+-- row-level ones only for replication (ENABLE REPLICA, no WHEN clause to evaluate per row), and
+-- all are disabled while maintenance is off. The deltas table has no index and is not truncated
+-- by vacuum.
+CREATE TEMP VIEW counter_triggers AS
+SELECT t.tgrelid::regclass AS tbl, t.tgname, t.tgenabled, t.tgqual IS NOT NULL AS has_when
+FROM pg_trigger t
+WHERE t.tgrelid IN ('job_objects'::regclass, 'findings'::regclass) AND t.tgname ~ '_count_'
+ORDER BY 1, 2;
+SELECT * FROM counter_triggers;
+BEGIN;
+SELECT set_counter_maintenance(false);
+SELECT tbl, tgname, tgenabled FROM counter_triggers;
+SELECT set_counter_maintenance(true);
+SELECT tbl, tgname, tgenabled FROM counter_triggers;
+ROLLBACK;
+SELECT count(*) AS delta_indexes FROM pg_index WHERE indrelid = 'job_counter_deltas'::regclass;
+SELECT 'vacuum_truncate=false' = ANY (reloptions) AS no_vacuum_truncate
+FROM pg_class WHERE oid = 'job_counter_deltas'::regclass;
 
 DROP EXTENSION s3scan_jobs CASCADE;
