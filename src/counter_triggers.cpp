@@ -8,13 +8,14 @@
 //   session_replication_role = replica, where the row-level trigger counts instead (logical
 //   replication's apply worker fires row-level triggers only).
 // - count_changes(), row level: the same for one row, only under session_replication_role =
-//   replica.
+//   replica (the row-level triggers are ENABLE REPLICA since 1.2; this function checks the role
+//   too).
 // - count_truncate(): after TRUNCATE, appends for every job the negation of its current counts
 //   (read with the latest snapshot: TRUNCATE holds its table exclusively, every other writer of it
 //   has committed).
 //
-// The delta rows are the extension's bookkeeping: written directly into job_counter_deltas and
-// its index (no SQL, no permission check), so a writer of job_objects needs no right on it; the
+// The delta rows are the extension's bookkeeping: written directly into job_counter_deltas (no
+// SQL, no permission check), so a writer of job_objects needs no right on it; the
 // TRUNCATE trigger's one statement runs as the table's owner. Nothing here waits for another
 // writer: every writer only inserts.
 #include "pg.hpp"
@@ -226,9 +227,9 @@ Datum delta_datum(int64 change) {
     return Int32GetDatum((int32) change);
 }
 
-// Writes one delta row into the open delta table and its index, as the executor's INSERT would
-// (the same heap and index calls as logical replication's apply), without a plan: this runs
-// once per statement of every writer.
+// Writes one delta row into the open delta table and its indexes (none since 1.2), as the
+// executor's INSERT would (the same heap and index calls as logical replication's apply), without
+// a plan: this runs once per statement of every writer.
 void insert_delta(Relation rel, ResultRelInfo *rri, EState *estate, TupleTableSlot *slot, const JobDelta *d) {
     if (!worth_a_row(d))
         return;

@@ -5,7 +5,7 @@
 # server and one run, in ABBA rounds (each round runs the variants forward, then backward).
 # Prints and writes test/bench/results/<date>-write-parts.md. Not part of the test suite.
 #
-#   sudo test/bench/write_parts.sh            # 3 rounds of 8 s per variant and direction, ~9 minutes
+#   sudo test/bench/write_parts.sh            # 3 rounds of 8 s per variant and direction, ~12 minutes
 #   ROUNDS=5 SECS=15 sudo test/bench/write_parts.sh
 #
 # Variants (all on the extension unless said):
@@ -16,11 +16,18 @@
 #                   the same transition tables: the trigger machinery and row capture, no delta row
 #   queue_only      the same no-op statement trigger without transition tables: the after-trigger
 #                   queue and one function call
-#   no_delta_index  counters on, job_counter_deltas without its btree (one heap insert per statement)
+#   v11             counters on as version 1.1 wrote them: with the btree on job_counter_deltas
+#                   (job_id), and the replica row triggers ENABLE ALWAYS with a WHEN clause on
+#                   session_replication_role instead of ENABLE REPLICA (what 1.2 changed)
+#   delta_index     counters on, plus 1.1's btree on job_counter_deltas (job_id) only
 #   no_fold         counters on, the worker does not fold (fold_interval 0): the writers' own cost,
 #                   without the fold's and the deltas' vacuum (folded once after the run)
-#   replica_enable  counters on, the replica row triggers ENABLE REPLICA instead of a WHEN clause
 #   status_index    counters on, plus the system's (job_id, status) index (what the migration keeps)
+#   row_floor       no counters; instead the statement itself appends one row shaped like a delta
+#                   (WITH u AS (UPDATE ... RETURNING job_id) INSERT INTO bench_sink ...), to a table
+#                   without an index: what one durable row per change costs with no trigger at all,
+#                   the floor under any design that records each change in a table
+#   row_floor_index the same with a btree on bench_sink (job_id), as job_counter_deltas has
 # Builds and installs the extension (as root) unless BENCH_SKIP_BUILD=1. Environment: S3SCAN_PG_BIN,
 # BENCH_PORT (default 55499), ROUNDS, SECS, VARIANTS (a subset, in order).
 set -euo pipefail
@@ -31,7 +38,7 @@ PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}
 PORT=${BENCH_PORT:-55499}
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-8}
-VARIANTS=${VARIANTS:-plain off on no_fold capture_only queue_only no_delta_index replica_enable status_index}
+VARIANTS=${VARIANTS:-plain off on v11 delta_index no_fold capture_only queue_only status_index row_floor row_floor_index}
 OUT=$HERE/results/$(date +%Y-%m-%d)-write-parts.md
 START=$SECONDS
 say() { printf '[write_parts %4ds] %s\n' $((SECONDS - START)) "$*"; }
@@ -87,6 +94,15 @@ cat >"$TMP/update.sql" <<EOS
 UPDATE job_objects SET status = CASE :s::int WHEN 1 THEN 'processing' WHEN 2 THEN 'succeeded' ELSE 'failed' END, last_error = NULL, updated_at = now() WHERE job_id = '$JOB' AND bucket = 'b' AND key = 'k/' || :i AND etag = md5(:i::text);
 EOS
 
+# The floor variants' statement: the same UPDATE, and one row per changed object appended by the
+# statement itself.
+cat >"$TMP/update_row.sql" <<EOS
+\set i random(1, 100000)
+\set s random(1, 3)
+WITH u AS (UPDATE job_objects SET status = CASE :s::int WHEN 1 THEN 'processing' WHEN 2 THEN 'succeeded' ELSE 'failed' END, last_error = NULL, updated_at = now() WHERE job_id = '$JOB' AND bucket = 'b' AND key = 'k/' || :i AND etag = md5(:i::text) RETURNING job_id) INSERT INTO public.bench_sink SELECT u.job_id, 0, -1, 1, 0, 0, 0, now(), false FROM u;
+EOS
+q ext "CREATE TABLE public.bench_sink (LIKE public.job_counter_deltas)"
+
 # Each variant: SQL that sets it up on ext (after set_counter_maintenance), and SQL that undoes it.
 NOOP="CREATE OR REPLACE FUNCTION public.bench_noop() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RETURN NULL; END\$\$;"
 RESTORE_UPDATES="DROP TRIGGER job_objects_count_updates ON public.job_objects;
@@ -97,7 +113,7 @@ ALTER TABLE public.job_objects ENABLE ALWAYS TRIGGER job_objects_count_updates;"
 setup() {
     case $1 in
     plain) ;;
-    off) q ext "SELECT public.set_counter_maintenance(false)" >/dev/null ;;
+    off | row_floor*) q ext "SELECT public.set_counter_maintenance(false)" >/dev/null ;;
     *) q ext "SELECT public.set_counter_maintenance(true)" >/dev/null ;;
     esac
     case $1 in
@@ -109,28 +125,34 @@ setup() {
         CREATE TRIGGER job_objects_count_updates AFTER UPDATE ON public.job_objects
             FOR EACH STATEMENT EXECUTE FUNCTION public.bench_noop();
         ALTER TABLE public.job_objects ENABLE ALWAYS TRIGGER job_objects_count_updates" ;;
-    no_delta_index) q ext "DROP INDEX public.job_counter_deltas_job_id_idx" ;;
+    delta_index | v11) q ext "CREATE INDEX job_counter_deltas_job_id_idx ON public.job_counter_deltas (job_id)" ;;
     no_fold) q ext "ALTER SYSTEM SET s3scan_jobs.fold_interval = 0"; q ext "SELECT pg_reload_conf()" >/dev/null ;;
-    replica_enable) q ext "DROP TRIGGER job_objects_count_replicated ON public.job_objects;
-        CREATE TRIGGER job_objects_count_replicated AFTER INSERT OR UPDATE OR DELETE ON public.job_objects
-            FOR EACH ROW EXECUTE FUNCTION public.count_changes('objects');
-        ALTER TABLE public.job_objects ENABLE REPLICA TRIGGER job_objects_count_replicated" ;;
     status_index) q ext "CREATE INDEX bench_job_status ON public.job_objects (job_id, status)" ;;
+    row_floor_index) q ext "CREATE INDEX bench_sink_job_id ON public.bench_sink (job_id)" ;;
     esac
-}
-teardown() {
-    case $1 in
-    capture_only | queue_only) q ext "$RESTORE_UPDATES" ;;
-    no_delta_index) q ext "CREATE INDEX job_counter_deltas_job_id_idx ON public.job_counter_deltas (job_id)" ;;
-    no_fold) q ext "ALTER SYSTEM RESET s3scan_jobs.fold_interval"; q ext "SELECT pg_reload_conf()" >/dev/null
-        q ext "SELECT public.fold_job_counters()" >/dev/null; q ext "VACUUM public.job_counter_deltas" ;;
-    replica_enable) q ext "DROP TRIGGER job_objects_count_replicated ON public.job_objects;
+    case $1 in  # as well as the btree above
+    v11) q ext "DROP TRIGGER job_objects_count_replicated ON public.job_objects;
         CREATE TRIGGER job_objects_count_replicated AFTER INSERT OR UPDATE OR DELETE ON public.job_objects
             FOR EACH ROW
             WHEN (pg_catalog.current_setting('session_replication_role'::text) OPERATOR(pg_catalog.=) 'replica'::text)
             EXECUTE FUNCTION public.count_changes('objects');
         ALTER TABLE public.job_objects ENABLE ALWAYS TRIGGER job_objects_count_replicated" ;;
+    esac
+}
+teardown() {
+    case $1 in
+    capture_only | queue_only) q ext "$RESTORE_UPDATES" ;;
+    delta_index | v11) q ext "DROP INDEX public.job_counter_deltas_job_id_idx" ;;
+    no_fold) q ext "ALTER SYSTEM RESET s3scan_jobs.fold_interval"; q ext "SELECT pg_reload_conf()" >/dev/null
+        q ext "SELECT public.fold_job_counters()" >/dev/null; q ext "VACUUM public.job_counter_deltas" ;;
     status_index) q ext "DROP INDEX public.bench_job_status" ;;
+    row_floor*) q ext "DROP INDEX IF EXISTS public.bench_sink_job_id; TRUNCATE public.bench_sink" ;;
+    esac
+    case $1 in
+    v11) q ext "DROP TRIGGER job_objects_count_replicated ON public.job_objects;
+        CREATE TRIGGER job_objects_count_replicated AFTER INSERT OR UPDATE OR DELETE ON public.job_objects
+            FOR EACH ROW EXECUTE FUNCTION public.count_changes('objects');
+        ALTER TABLE public.job_objects ENABLE REPLICA TRIGGER job_objects_count_replicated" ;;
     esac
 }
 
@@ -160,13 +182,14 @@ TICK=$(getconf CLK_TCK)
 
 echo "variant round direction tps cpu_us" >"$TMP/runs"
 run() {  # variant round direction
-    local db=ext out tps xacts t0 t1 cpu
+    local db=ext out tps xacts t0 t1 cpu script=$TMP/update.sql
     [ "$1" = plain ] && db=plain
+    case $1 in row_floor*) script=$TMP/update_row.sql ;; esac
     setup "$1"
     quiet_backends "$db"
     t0=$(server_ticks)
     out=$(as_pg env PGOPTIONS='-c synchronous_commit=off' "$PGBIN/pgbench" -h "$TMP" -p "$PORT" -n -M prepared \
-            -c 8 -j 2 -T "$SECS" -f "$TMP/update.sql" "$db" 2>&1)
+            -c 8 -j 2 -T "$SECS" -f "$script" "$db" 2>&1)
     quiet_backends "$db"
     t1=$(server_ticks)
     tps=$(awk '/^tps/ { print $3 }' <<<"$out")
