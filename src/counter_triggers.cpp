@@ -257,7 +257,8 @@ void insert_delta(Relation rel, ResultRelInfo *rri, EState *estate, TupleTableSl
     }
     ExecStoreVirtualTuple(slot);
     table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, nullptr);
-    (void) ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL);
+    if (rri != nullptr)
+        (void) ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL);
 }
 
 // Appends the set's deltas to job_counter_deltas. The rows are the extension's bookkeeping,
@@ -267,10 +268,19 @@ void append_deltas(Relation triggering, DeltaSet *set) {
         return;
     Relation rel = table_open(delta_table_of(triggering), RowExclusiveLock);
     map_delta_columns(rel);
-    EState *estate = CreateExecutorState();
-    ResultRelInfo *rri = makeNode(ResultRelInfo);
-    InitResultRelInfo(rri, rel, 1, nullptr, 0);
-    ExecOpenIndices(rri, false);
+    // The table has no index since 1.2; one a DBA adds is kept up to date. The executor state that
+    // index insertion needs is built only then: this runs once per statement of every writer.
+    List *indexes = RelationGetIndexList(rel);
+    bool indexed = indexes != NIL;
+    list_free(indexes);
+    EState *estate = nullptr;
+    ResultRelInfo *rri = nullptr;
+    if (indexed) {
+        estate = CreateExecutorState();
+        rri = makeNode(ResultRelInfo);
+        InitResultRelInfo(rri, rel, 1, nullptr, 0);
+        ExecOpenIndices(rri, false);
+    }
     TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
     if (set->by_job == nullptr) {
         for (int i = 0; i < set->inline_count; i++)
@@ -282,8 +292,10 @@ void append_deltas(Relation triggering, DeltaSet *set) {
             insert_delta(rel, rri, estate, slot, d);
     }
     ExecDropSingleTupleTableSlot(slot);
-    ExecCloseIndices(rri);
-    FreeExecutorState(estate);
+    if (indexed) {
+        ExecCloseIndices(rri);
+        FreeExecutorState(estate);
+    }
     table_close(rel, NoLock);
 }
 
