@@ -96,7 +96,7 @@ log "job_status now: served from the cache (data_source cached, with its refresh
 psql_demo -c "\"SELECT s.bucket, s.total_objects, s.succeeded_count AS succeeded, s.failed_count AS failed, s.total_findings AS findings, round(s.progress_percent, 1) AS progress, s.status, s.data_source, s.cache_timestamp FROM jobs j, job_status(j.job_id) s ORDER BY s.bucket\""
 log "the same job in real time"
 psql_demo -c "\"SELECT total_objects, queued_count, processing_count, succeeded_count, failed_count, data_source FROM job_status('6f1d3c1e-0000-4000-8000-000000000001', real_time => true)\""
-log "the same job in real time comes from its counters (version 1.1): exact, checked against a recount"
+log "the same job in real time comes from its counters (since version 1.1): exact, checked against a recount"
 psql_demo -c "\"SELECT (SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs') AS version, counter_maintenance() AS counters, (SELECT count(*) FROM job_counter_deltas) AS pending_deltas, (SELECT count(*) FROM verify_job_counters()) AS differing_jobs\""
 log "the refresh worker"
 psql_demo -c "\"SELECT database, pid, state, last_refresh_outcome, round(last_refresh_duration_ms::numeric, 1) AS last_ms, next_refresh_due FROM refresh_worker_status\""
