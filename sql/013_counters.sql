@@ -798,6 +798,9 @@ SELECT set_counter_maintenance(true);
 SELECT tbl, tgname, tgenabled FROM counter_triggers;
 ROLLBACK;
 SELECT count(*) AS delta_indexes FROM pg_index WHERE indrelid = 'job_counter_deltas'::regclass;
+-- Folds and repairs take turns by a lock on an empty table that nobody is granted (1.2).
+SELECT relnatts, relacl, reloptions FROM pg_class WHERE oid = 'job_counters_lock'::regclass;
+SELECT count(*) AS rows FROM job_counters_lock;
 SELECT 'vacuum_truncate=false' = ANY (reloptions) AS no_vacuum_truncate
 FROM pg_class WHERE oid = 'job_counter_deltas'::regclass;
 -- An index a DBA adds to the deltas (1.1's btree, say, for reads while deltas pile up) is kept

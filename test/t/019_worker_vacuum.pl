@@ -7,6 +7,12 @@
 #     as a manual VACUUM or autovacuum of that table does), it skips the vacuum quietly and goes
 #     on folding, and vacuums again once the lock is gone.
 # In both, a change made after the vacuum is folded within 2 s, three times in a row.
+# (c) Nor does a VACUUM or ANALYZE of job_counters stop the worker folding (1.2): its SHARE UPDATE
+#     EXCLUSIVE lock conflicted with the EXCLUSIVE lock on job_counters that folds took to take
+#     turns, so every fold was skipped while autovacuum worked on job_counters (over a second at
+#     100K jobs). Since 1.2 the turn is a lock on job_counters_lock; a session holding SHARE
+#     UPDATE EXCLUSIVE on job_counters stands for the vacuum, and changes are folded within 2 s.
+#     A session holding the turn itself still keeps folds out, and they resume once it lets go.
 
 use strict;
 use warnings;
@@ -65,7 +71,7 @@ sub folds_on
 # Writers hold ROW EXCLUSIVE on the deltas from their first change to their commit; a session
 # holding just that lock (no transaction id, no snapshot: the folded rows are dead to everyone)
 # stands for them.
-$node->safe_psql($db, 'VACUUM job_counter_deltas');
+$node->safe_psql($db, 'VACUUM (TRUNCATE true) job_counter_deltas');  # (the table's vacuum_truncate is off since 1.2)
 is($node->safe_psql($db, "SELECT pg_relation_size('job_counter_deltas')"), '0', '(a) the deltas table starts empty');
 my $holder = $node->background_psql($db);
 $holder->query_safe('BEGIN; LOCK TABLE job_counter_deltas IN ROW EXCLUSIVE MODE');
@@ -91,7 +97,22 @@ $locker->quit;
 burst('queued');
 ok(defined wait_for($node, $db, "SELECT ($vacuums) > $before"), '(b) once the lock is gone, the worker vacuums again');
 
-counters_exact($node, $db, 'after both cases');
+# --- (c) a VACUUM or ANALYZE of job_counters -------------------------------------------------------
+my $analyzer = $node->background_psql($db);
+$analyzer->query_safe('BEGIN; LOCK TABLE job_counters IN SHARE UPDATE EXCLUSIVE MODE');
+folds_on('(c) job_counters locked as a VACUUM or ANALYZE of it locks it');
+$analyzer->query_safe('COMMIT');
+$analyzer->quit;
+# The turn itself, held by another session: no fold until it is released.
+my $turn = $node->background_psql($db);
+$turn->query_safe('BEGIN; LOCK TABLE job_counters_lock IN EXCLUSIVE MODE');
+$node->safe_psql($db, "UPDATE job_objects SET status = 'succeeded' WHERE job_id = $J AND key = 'k2999'");
+ok(!defined wait_for($node, $db, $no_pending, 't', 1), '(c) while another session holds the turn, nothing is folded');
+$turn->query_safe('COMMIT');
+$turn->quit;
+ok(defined wait_for($node, $db, $no_pending, 't', 2), '(c) once the turn is free, the change is folded');
+
+counters_exact($node, $db, 'after all cases');
 
 $node->stop;
 done_testing();
