@@ -17,8 +17,9 @@
 -- - Folds, repairs and the maintenance switch take turns by an EXCLUSIVE lock on a new, empty
 --   table, job_counters_lock, instead of on job_counters itself. EXCLUSIVE conflicts with the
 --   SHARE UPDATE EXCLUSIVE lock that VACUUM and ANALYZE take: while autovacuum worked on
---   job_counters (100K rows after a recount: over a second), every fold of the worker was skipped
---   and the deltas piled up (7,241 pending rows at 5,000 updates/s in a full-size benchmark).
+--   job_counters (100K rows, all rewritten by a recount), every fold of the worker was skipped and
+--   the deltas piled up (most likely what a full-size benchmark saw: 7,241 pending rows at 5,000
+--   updates/s).
 --   Nobody vacuums the empty table.
 -- - job_counter_deltas has vacuum_truncate off: a vacuum no longer takes ACCESS EXCLUSIVE on it
 --   to give back its emptied last pages, which writers' inserts would wait for (the worker's own
