@@ -54,6 +54,9 @@ full)
     exit 2
     ;;
 esac
+# The write section's length, for a longer run of it than the scale's default.
+W_UPD_S=${BENCH_W_UPD_S:-$W_UPD_S} W_UPD_ROUNDS=${BENCH_W_UPD_ROUNDS:-$W_UPD_ROUNDS}
+W_INS_S=${BENCH_W_INS_S:-$W_INS_S} W_INS_ROUNDS=${BENCH_W_INS_ROUNDS:-$W_INS_ROUNDS}
 OUT_MD=$OUT_BASE.md
 OUT_PNG=$OUT_BASE.png
 
