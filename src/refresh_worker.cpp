@@ -166,11 +166,11 @@ bool fold_locks_free(Oid nsp) {
         const char *relname;
         LOCKMODE mode;
     };
-    bool turn_table = OidIsValid(get_relname_relid("job_counters_lock", nsp));
+    const char *turn =
+        OidIsValid(get_relname_relid("job_counters_lock", nsp)) ? "job_counters_lock" : "job_counters";
     const Needed needed[] = {{"jobs", AccessShareLock},
                              {"job_objects", AccessShareLock},
-                             turn_table ? Needed{"job_counters_lock", ExclusiveLock}
-                                        : Needed{"job_counters", ExclusiveLock},
+                             {turn, ExclusiveLock},
                              {"job_counters", RowExclusiveLock},
                              {"job_counter_deltas", RowExclusiveLock}};
     for (const Needed &n : needed) {
