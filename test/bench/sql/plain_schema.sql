@@ -44,6 +44,12 @@ CREATE TABLE public.findings (
     CONSTRAINT findings_dedup_key UNIQUE NULLS NOT DISTINCT (bucket, key, etag, detector, byte_offset)
 );
 CREATE INDEX findings_job_id_idx ON public.findings (job_id);
+-- (The three below came with the migration issue's indexes in s3scan_jobs--1.0.sql; until
+-- 2026-11-29, session 6, this file lacked them, so the plain tables' findings and job inserts
+-- maintained one btree fewer than the extension's.)
+CREATE INDEX findings_created_at_idx ON public.findings (created_at);
+CREATE INDEX jobs_created_at_idx ON public.jobs (created_at);
+CREATE INDEX jobs_execution_arn_idx ON public.jobs (execution_arn) WHERE execution_arn IS NOT NULL;
 
 -- The clients' trigger: plain plpgsql.
 CREATE FUNCTION public.update_updated_at_column() RETURNS trigger
