@@ -5,6 +5,8 @@ S3SCAN_SOURCES = \
 	src/refresh.cpp \
 	src/touch_trigger.cpp \
 	src/counter_triggers.cpp \
+	src/delta_rows.cpp \
+	src/transaction_deltas.cpp \
 	src/worker_slots.cpp \
 	src/launcher.cpp \
 	src/refresh_worker.cpp \

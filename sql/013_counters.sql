@@ -5,8 +5,8 @@
 -- this file, verify_job_counters() returns no row, and job_counters + pending job_counter_deltas
 -- add up to the recount (the invariant). Then: fold, refresh, repair after deliberate
 -- corruption, the maintenance switch, session_replication_role = replica (the row-trigger
--- path), and the triggers' states since 1.2. Nothing here depends on whether the refresh worker
--- folds in between.
+-- path), the triggers' states since 1.2, and the deltas kept per transaction since 1.3 (section 24;
+-- the invariant counts them). Nothing here depends on whether the refresh worker folds in between.
 --
 CREATE EXTENSION s3scan_jobs;
 SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs';
@@ -52,7 +52,11 @@ SELECT job_id FROM (
     SELECT d.job_id, -coalesce(d.total_objects, 0), -coalesce(d.queued_count, 0),
            -coalesce(d.processing_count, 0), -coalesce(d.succeeded_count, 0),
            -coalesce(d.failed_count, 0), -coalesce(d.total_findings, 0)
-    FROM job_counter_deltas d) x
+    FROM job_counter_deltas d
+    UNION ALL  -- (1.3: this transaction's deltas that become rows at commit)
+    SELECT p.job_id, -p.total_objects, -p.queued_count, -p.processing_count, -p.succeeded_count,
+           -p.failed_count, -p.total_findings
+    FROM pending_counter_deltas() p) x
 GROUP BY job_id
 HAVING sum(o) <> 0 OR sum(q) <> 0 OR sum(p) <> 0 OR sum(s) <> 0 OR sum(f) <> 0 OR sum(fi) <> 0;
 
@@ -120,10 +124,13 @@ LANGUAGE sql AS $$
     ORDER BY r.job_id
 $$;
 
--- Delta rows of some jobs (for jobs whose only deltas are this transaction's).
-CREATE FUNCTION pg_temp.delta_rows(VARIADIC ids uuid[]) RETURNS TABLE (job_id uuid, delta_rows bigint)
+-- Delta rows of some jobs (for jobs whose only deltas are this transaction's), and this
+-- transaction's entries that become rows at commit (1.3: one per statement and job).
+CREATE FUNCTION pg_temp.delta_rows(VARIADIC ids uuid[])
+RETURNS TABLE (job_id uuid, delta_rows bigint, pending_entries bigint)
 LANGUAGE sql AS $$
-    SELECT i, (SELECT count(*) FROM job_counter_deltas d WHERE d.job_id = i)
+    SELECT i, (SELECT count(*) FROM job_counter_deltas d WHERE d.job_id = i),
+           (SELECT count(*) FROM pending_counter_deltas() p WHERE p.job_id = i)
     FROM unnest(ids) i ORDER BY i
 $$;
 
@@ -134,8 +141,8 @@ FROM generate_series(1, 9) g;
 -- no objects yet: zeros, exact
 SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000001', 'd0000000-0000-4000-8000-000000000002');
 
--- 1. Multi-row INSERT: one statement, two jobs, every status, one NULL etag. One delta row per
---    (statement, job).
+-- 1. Multi-row INSERT: one statement, two jobs, every status, one NULL etag. One pending entry
+--    per (statement, job), no delta row before the commit (1.3).
 BEGIN;
 INSERT INTO job_objects (job_id, bucket, key, etag, status, updated_at) VALUES
  ('d0000000-0000-4000-8000-000000000001', 'cnt-bucket', 'a', 'ea', 'queued',     '2024-02-02 00:00:01+00'),
@@ -177,7 +184,8 @@ SELECT ('d1000000-0000-4000-8000-' || lpad(j::text, 12, '0'))::uuid, 'cnt-bucket
        (ARRAY['queued', 'processing', 'succeeded', 'failed'])[(j + g) % 4 + 1]
 FROM generate_series(1, 12) j, generate_series(1, j) g;
 SELECT * FROM pg_temp.check(VARIADIC ARRAY(SELECT job_id FROM jobs WHERE job_id::text LIKE 'd1%'));
-SELECT count(*) AS delta_rows FROM job_counter_deltas WHERE job_id::text LIKE 'd1%';
+SELECT (SELECT count(*) FROM job_counter_deltas WHERE job_id::text LIKE 'd1%') AS delta_rows,
+       (SELECT count(*) FROM pending_counter_deltas() WHERE job_id::text LIKE 'd1%') AS pending_entries;
 UPDATE job_objects SET status = 'succeeded' WHERE job_id::text LIKE 'd1%' AND key IN ('k1', 'k2', 'k3');
 UPDATE job_objects SET job_id = ('d1000000-0000-4000-8000-' || lpad((13 - substr(job_id::text, 25)::int)::text, 12, '0'))::uuid,
                        key = key || '-moved'
@@ -492,19 +500,22 @@ SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000001');
 COMMIT;
 SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000001');
 
--- 17. Fold: inside a writing transaction it folds at least that transaction's own deltas and
---     leaves none it can see; the reads stay exact; a rolled-back fold leaves the deltas.
+-- 17. Fold: inside a writing transaction it folds the delta rows it sees and leaves none; the
+--     transaction's own entries stay pending until it commits (1.3); the reads stay exact; a
+--     rolled-back fold leaves the deltas.
 BEGIN;
 UPDATE job_objects SET status = 'failed' WHERE job_id = 'd0000000-0000-4000-8000-000000000001' AND key = 'sp/2';
-SELECT fold_job_counters() > 0 AS folded;
-SELECT count(*) AS pending_deltas FROM job_counter_deltas;
+SELECT fold_job_counters() >= 0 AS folded;
+SELECT count(*) AS pending_deltas, (SELECT count(*) FROM pending_counter_deltas()) AS pending_entries
+FROM job_counter_deltas;
 SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000001');
 ROLLBACK;
 SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000001');
 BEGIN;
 UPDATE job_objects SET status = 'failed' WHERE job_id = 'd0000000-0000-4000-8000-000000000001' AND key = 'sp/3';
-SELECT fold_job_counters() > 0 AS folded;
-SELECT count(*) AS pending_deltas FROM job_counter_deltas;
+SELECT fold_job_counters() >= 0 AS folded;
+SELECT count(*) AS pending_deltas, (SELECT count(*) FROM pending_counter_deltas()) AS pending_entries
+FROM job_counter_deltas;
 UPDATE job_objects SET status = 'queued' WHERE job_id = 'd0000000-0000-4000-8000-000000000001' AND key = 'sp/4';
 SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000001');
 COMMIT;
@@ -805,8 +816,12 @@ SELECT 'vacuum_truncate=false' = ANY (reloptions) AS no_vacuum_truncate
 FROM pg_class WHERE oid = 'job_counter_deltas'::regclass;
 -- An index a DBA adds to the deltas (1.1's btree, say, for reads while deltas pile up) is kept
 -- up to date by the triggers' direct inserts: amcheck finds every delta row in it.
+-- (Since 1.3 the rows are written at commit: a prepared transaction holding a lock the fold needs
+-- keeps the worker from folding them before the check.)
 CREATE INDEX deltas_by_job ON job_counter_deltas (job_id);
-BEGIN;  -- (so that no fold takes the new deltas before the check)
+BEGIN;
+LOCK TABLE job_counters_lock IN ROW SHARE MODE;
+PREPARE TRANSACTION 's3scan_no_folds';
 INSERT INTO job_objects (job_id, bucket, key, etag, status)
 VALUES ('d0000000-0000-4000-8000-000000000001', 'cnt-bucket', 'indexed/1', 'e', 'queued'),
        ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'indexed/2', 'e', 'queued');
@@ -814,9 +829,188 @@ UPDATE job_objects SET status = 'succeeded' WHERE key LIKE 'indexed/%';
 SELECT count(*) > 0 AS deltas_pending FROM job_counter_deltas;
 CREATE EXTENSION amcheck;
 SELECT bt_index_check('deltas_by_job', heapallindexed => true);
-COMMIT;
+COMMIT PREPARED 's3scan_no_folds';
 DROP EXTENSION amcheck;
 DROP INDEX deltas_by_job;
 SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000001', 'd0000000-0000-4000-8000-000000000002');
 
+-- 24. Deltas per transaction (version 1.3): the counter triggers keep a transaction's changes in
+--     memory and write one delta row per job when it commits or prepares. A prepared transaction
+--     holding a lock that the fold needs keeps the worker from folding while rows are counted.
+SELECT tgname, tgargs FROM pg_trigger
+WHERE tgrelid = 'findings'::regclass AND tgname ~ '_count_' ORDER BY 1;
+BEGIN;
+LOCK TABLE job_counters_lock IN ROW SHARE MODE;
+PREPARE TRANSACTION 's3scan_no_folds';
+SELECT count(*) AS pending_deltas FROM job_counter_deltas;
+-- the clients' findings batch: 100 single-row INSERTs in one transaction
+BEGIN;
+DO $batch$
+BEGIN
+    FOR i IN 1..100 LOOP
+        INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+        VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'batch', 'e', 'email', 'x', i)
+        ON CONFLICT (bucket, key, etag, detector, byte_offset) DO NOTHING;
+    END LOOP;
+END
+$batch$;
+INSERT INTO job_objects (job_id, bucket, key, etag, status)
+VALUES ('d0000000-0000-4000-8000-000000000003', 'cnt-bucket', 'batch/1', 'e', 'queued');
+UPDATE job_objects SET status = 'succeeded' WHERE job_id = 'd0000000-0000-4000-8000-000000000003' AND key = 'batch/1';
+-- no row yet; the reads see the 103 pending entries
+SELECT * FROM pg_temp.delta_rows('d0000000-0000-4000-8000-000000000002', 'd0000000-0000-4000-8000-000000000003');
+SELECT job_id, count(*) AS entries, sum(total_findings) AS findings, sum(total_objects) AS objects,
+       sum(succeeded_count) AS succeeded
+FROM pending_counter_deltas() GROUP BY job_id ORDER BY job_id;
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000002', 'd0000000-0000-4000-8000-000000000003');
+COMMIT;
+-- one row per job for the whole transaction, nothing pending in memory
+SELECT * FROM pg_temp.delta_rows('d0000000-0000-4000-8000-000000000002', 'd0000000-0000-4000-8000-000000000003');
+SELECT count(*) AS pending_entries FROM pending_counter_deltas();
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000002', 'd0000000-0000-4000-8000-000000000003');
+COMMIT PREPARED 's3scan_no_folds';  -- (folds, repairs and the switch below need the lock)
+-- A cursor sees the counts of its snapshot: a change after it was opened is not in its rows,
+-- as it is not in the base tables it reads; a new statement sees both.
+BEGIN;
+DECLARE before_change CURSOR FOR
+    SELECT l.total_findings, (SELECT count(*) FROM findings f WHERE f.job_id = l.job_id) AS recounted
+    FROM job_progress_live l WHERE l.job_id = 'd0000000-0000-4000-8000-000000000002';
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'cursor', 'e', 'email', 'x', 1);
+FETCH before_change;
+SELECT l.total_findings, (SELECT count(*) FROM findings f WHERE f.job_id = l.job_id) AS recounted
+FROM job_progress_live l WHERE l.job_id = 'd0000000-0000-4000-8000-000000000002';
+COMMIT;
+-- Savepoints: a rolled-back one drops its pending entries, a released one keeps them; nested.
+BEGIN;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'sp', 'e', 'email', 'x', 1);
+SAVEPOINT a;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'sp', 'e', 'email', 'x', 2);
+SAVEPOINT b;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'sp', 'e', 'email', 'x', 3);
+RELEASE SAVEPOINT b;
+SAVEPOINT c;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'sp', 'e', 'email', 'x', 4);
+ROLLBACK TO SAVEPOINT c;
+SELECT count(*) AS pending_entries FROM pending_counter_deltas();
+ROLLBACK TO SAVEPOINT a;
+SELECT count(*) AS pending_entries FROM pending_counter_deltas();
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'sp', 'e', 'email', 'x', 5);
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000002');
+COMMIT;
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000002');
+-- More than 8,192 pending entries are written as rows (one per statement, as before 1.3), also
+-- from inside PL/pgSQL exception blocks, each a subtransaction of its own, every tenth of them
+-- rolled back after its insert. REPEATABLE READ: the counts of rows below are not disturbed by a
+-- concurrent fold.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) AS rows_before FROM job_counter_deltas WHERE job_id = 'd0000000-0000-4000-8000-000000000003' \gset
+DO $many$
+BEGIN
+    FOR i IN 1..10000 LOOP
+        BEGIN
+            INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+            VALUES ('d0000000-0000-4000-8000-000000000003', 'cnt-bucket', 'many', 'e', 'email', 'x', i);
+            IF i % 10 = 0 THEN
+                RAISE EXCEPTION 'roll this one back';
+            END IF;
+        EXCEPTION WHEN raise_exception THEN
+            NULL;
+        END;
+    END LOOP;
+END
+$many$;
+SELECT count(*) - :rows_before AS rows_written,
+       (SELECT count(*) FROM pending_counter_deltas()) AS still_pending
+FROM job_counter_deltas WHERE job_id = 'd0000000-0000-4000-8000-000000000003';
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000003');
+COMMIT;
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000003');
+-- The same at the top level, and a rolled-back savepoint after the entries were written there:
+-- its rows go, the entries they stood for are pending again.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) AS rows_before FROM job_counter_deltas WHERE job_id = 'd0000000-0000-4000-8000-000000000003' \gset
+DO $top$
+BEGIN
+    FOR i IN 1..8000 LOOP
+        INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+        VALUES ('d0000000-0000-4000-8000-000000000003', 'cnt-bucket', 'top', 'e', 'email', 'x', i);
+    END LOOP;
+END
+$top$;
+SAVEPOINT s;
+DO $sub$
+BEGIN
+    FOR i IN 1..500 LOOP
+        INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+        VALUES ('d0000000-0000-4000-8000-000000000003', 'cnt-bucket', 'sub', 'e', 'email', 'x', i);
+    END LOOP;
+END
+$sub$;
+SELECT count(*) - :rows_before AS rows_written,
+       (SELECT count(*) FROM pending_counter_deltas()) AS still_pending
+FROM job_counter_deltas WHERE job_id = 'd0000000-0000-4000-8000-000000000003';
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000003');
+ROLLBACK TO SAVEPOINT s;
+SELECT count(*) - :rows_before AS rows_written,
+       (SELECT count(*) FROM pending_counter_deltas()) AS still_pending
+FROM job_counter_deltas WHERE job_id = 'd0000000-0000-4000-8000-000000000003';
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000003');
+COMMIT;
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000003');
+-- Rewrites of the counters in a transaction with pending entries: TRUNCATE (its negation), a
+-- repair and the maintenance switch; each also rolled back to a savepoint.
+BEGIN;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'rw', 'e', 'email', 'x', 1);
+SAVEPOINT r;
+SELECT repair_job_counters() > 0 AS repaired;
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000002', 'd0000000-0000-4000-8000-000000000003');
+ROLLBACK TO SAVEPOINT r;
+SELECT repair_job_counters('d0000000-0000-4000-8000-000000000002') AS repaired;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'rw', 'e', 'email', 'x', 2);
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000002', 'd0000000-0000-4000-8000-000000000003');
+SAVEPOINT t;
+TRUNCATE findings;
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000002', 'd0000000-0000-4000-8000-000000000003');
+ROLLBACK TO SAVEPOINT t;
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000002', 'd0000000-0000-4000-8000-000000000003');
+COMMIT;
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000002', 'd0000000-0000-4000-8000-000000000003');
+BEGIN;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'rw', 'e', 'email', 'x', 3);
+SELECT set_counter_maintenance(false);
+COMMIT;
+-- (the pending entry and its cancellation: no count, whether a fold met them or not)
+SELECT count(*) AS counter_rows_with_counts FROM job_counters WHERE total_objects <> 0 OR total_findings <> 0;
+SELECT set_counter_maintenance(true);
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000002', 'd0000000-0000-4000-8000-000000000003');
+-- Two-phase commit: the rows are written at PREPARE; COMMIT PREPARED counts them, ROLLBACK
+-- PREPARED does not.
+BEGIN;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', '2pc', 'e', 'email', 'x', 1),
+       ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', '2pc', 'e', 'email', 'x', 2);
+PREPARE TRANSACTION 's3scan_committed';
+BEGIN;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', '2pc', 'e', 'email', 'x', 3);
+PREPARE TRANSACTION 's3scan_rolled_back';
+SELECT count(*) AS pending_entries FROM pending_counter_deltas();
+COMMIT PREPARED 's3scan_committed';
+ROLLBACK PREPARED 's3scan_rolled_back';
+SELECT * FROM pg_temp.check('d0000000-0000-4000-8000-000000000002');
+-- A transaction that writes and then drops the extension commits (no table to write to).
+BEGIN;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+VALUES ('d0000000-0000-4000-8000-000000000002', 'cnt-bucket', 'dropped', 'e', 'email', 'x', 1);
 DROP EXTENSION s3scan_jobs CASCADE;
+COMMIT;
+SELECT count(*) AS extensions FROM pg_extension WHERE extname = 's3scan_jobs';

@@ -4,7 +4,9 @@
 //
 // - count_changes(), statement level: reads the statement's transition tables, sums the change
 //   per job (objects by status, findings, the newest updated_at written, whether a row that may
-//   have been the newest left the job), and appends one delta row per job. Does nothing under
+//   have been the newest left the job), and appends one delta row per job: at once (the triggers
+//   of 1.1 and 1.2), or, with the argument 'per_transaction' (1.3), to the transaction's pending
+//   deltas, which become one row per job at commit (transaction_deltas.cpp). Does nothing under
 //   session_replication_role = replica, where the row-level trigger counts instead (logical
 //   replication's apply worker fires row-level triggers only).
 // - count_changes(), row level: the same for one row, only under session_replication_role =
@@ -12,13 +14,14 @@
 //   too).
 // - count_truncate(): after TRUNCATE, appends for every job the negation of its current counts
 //   (read with the latest snapshot: TRUNCATE holds its table exclusively, every other writer of it
-//   has committed).
+//   has committed), this transaction's pending deltas included.
 //
 // The delta rows are the extension's bookkeeping: written directly into job_counter_deltas (no
 // SQL, no permission check), so a writer of job_objects needs no right on it; the
 // TRUNCATE trigger's one statement runs as the table's owner. Nothing here waits for another
 // writer: every writer only inserts.
-#include "pg.hpp"
+#include "delta_rows.hpp"
+#include "transaction_deltas.hpp"
 
 extern "C" {
 #include "utils/hsearch.h"
@@ -26,6 +29,15 @@ extern "C" {
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
 }
+
+using s3scan::column_of;
+using s3scan::delta_table_close;
+using s3scan::delta_table_in_schema_of;
+using s3scan::delta_table_insert;
+using s3scan::delta_table_open;
+using s3scan::DeltaRow;
+using s3scan::DeltaTable;
+using s3scan::pending_delta_add;
 
 namespace {
 
@@ -149,28 +161,6 @@ void count_heap_tuple(DeltaSet *set, Counted what, const Columns *cols, HeapTupl
     ExecDropSingleTupleTableSlot(slot);
 }
 
-AttrNumber column_of(Relation rel, const char *name, Oid type) {
-    TupleDesc desc = RelationGetDescr(rel);
-    int attnum = SPI_fnumber(desc, name);
-    if (attnum <= 0 || TupleDescAttr(desc, attnum - 1)->atttypid != type)
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                        errmsg("table \"%s\" has no column \"%s\" of type %s", RelationGetRelationName(rel), name,
-                               format_type_be(type))));
-    return (AttrNumber) attnum;
-}
-
-// The delta table next to the triggering table (the extension's schema).
-Oid delta_table_of(Relation triggering) {
-    Oid nsp = RelationGetNamespace(triggering);
-    Oid relid = get_relname_relid("job_counter_deltas", nsp);
-    if (!OidIsValid(relid))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                        errmsg("table \"job_counter_deltas\" does not exist in schema \"%s\"", get_namespace_name(nsp)),
-                        errhint("The counter triggers of s3scan_jobs 1.1 need it; ALTER EXTENSION s3scan_jobs UPDATE "
-                                "creates it.")));
-    return relid;
-}
-
 Oid owner_of(Oid relid) {
     HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
     if (!HeapTupleIsValid(tuple))
@@ -180,133 +170,79 @@ Oid owner_of(Oid relid) {
     return owner;
 }
 
-// The columns of job_counter_deltas, in the order values are given below.
-constexpr int kDeltaColumns = 9;
-const char *const kDeltaColumnNames[kDeltaColumns] = {
-    "job_id",         "total_objects",  "queued_count",       "processing_count",          "succeeded_count",
-    "failed_count",   "total_findings", "last_object_update", "last_object_update_recheck"};
-const Oid kDeltaColumnTypes[kDeltaColumns] = {UUIDOID, INT4OID, INT4OID,        INT4OID, INT4OID,
-                                              INT4OID, INT4OID, TIMESTAMPTZOID, BOOLOID};
-
-// Where each of those columns is in the delta table's rows, for the table it was found for.
-Oid mapped_relid = InvalidOid;
-AttrNumber mapped_columns[kDeltaColumns];
-
-void map_delta_columns(Relation rel) {
-    if (mapped_relid == RelationGetRelid(rel))
-        return;
-    TupleDesc desc = RelationGetDescr(rel);
-    for (int i = 0; i < kDeltaColumns; i++)
-        mapped_columns[i] = column_of(rel, kDeltaColumnNames[i], kDeltaColumnTypes[i]);
-    int live = 0;
-    for (int a = 0; a < desc->natts; a++)
-        live += TupleDescAttr(desc, a)->attisdropped ? 0 : 1;
-    if (live != kDeltaColumns)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-                        errmsg("table \"%s\" has %d columns; s3scan_jobs writes %d", RelationGetRelationName(rel),
-                               live, kDeltaColumns)));
-    mapped_relid = RelationGetRelid(rel);
-}
-
-// Whether a statement's change for one job is worth a row: it changed a count, wrote an object
-// row (its updated_at may be the job's newest) or removed one.
-bool worth_a_row(const JobDelta *d) {
-    bool changed = d->total_objects != 0 || d->total_findings != 0 || d->wrote || d->removed;
+// A statement's change for one job as a delta row.
+DeltaRow delta_row_of(const JobDelta *d) {
+    DeltaRow row;
+    row.job_id = d->job_id;
+    row.total_objects = d->total_objects;
     for (int i = 0; i < 4; i++)
-        changed = changed || d->by_status[i] != 0;
-    return changed;
-}
-
-// A count change as the delta table stores it (integer: a statement changes fewer than 2^31 rows
-// of one job).
-Datum delta_datum(int64 change) {
-    if (change > PG_INT32_MAX || change < PG_INT32_MIN)
-        ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-                        errmsg("one statement changed %lld rows of one job; s3scan_jobs counts at most %d per statement",
-                               (long long) change, PG_INT32_MAX)));
-    return Int32GetDatum((int32) change);
-}
-
-// Writes one delta row into the open delta table and its indexes (none since 1.2), as the
-// executor's INSERT would (the same heap and index calls as logical replication's apply), without
-// a plan: this runs once per statement of every writer.
-void insert_delta(Relation rel, ResultRelInfo *rri, EState *estate, TupleTableSlot *slot, const JobDelta *d) {
-    if (!worth_a_row(d))
-        return;
+        row.by_status[i] = d->by_status[i];
+    row.total_findings = d->total_findings;
+    row.newest_written = d->newest_written;
+    row.wrote = d->wrote;
     // A removed row may have been the job's newest unless a row at least as new was written.
-    bool recheck = d->removed && (!d->wrote || d->newest_removed > d->newest_written);
-    Datum values[kDeltaColumns] = {UUIDPGetDatum(&d->job_id),
-                                   delta_datum(d->total_objects),
-                                   delta_datum(d->by_status[0]),
-                                   delta_datum(d->by_status[1]),
-                                   delta_datum(d->by_status[2]),
-                                   delta_datum(d->by_status[3]),
-                                   delta_datum(d->total_findings),
-                                   TimestampTzGetDatum(d->newest_written),
-                                   BoolGetDatum(recheck)};
-    bool nulls[kDeltaColumns] = {false, false, false, false, false, false, false, !d->wrote, false};
-    ExecClearTuple(slot);
-    int natts = RelationGetDescr(rel)->natts;
-    for (int a = 0; a < natts; a++) {
-        slot->tts_values[a] = (Datum) 0;
-        slot->tts_isnull[a] = true;  // dropped columns
-    }
-    for (int i = 0; i < kDeltaColumns; i++) {
-        slot->tts_values[mapped_columns[i] - 1] = values[i];
-        slot->tts_isnull[mapped_columns[i] - 1] = nulls[i];
-    }
-    ExecStoreVirtualTuple(slot);
-    table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, nullptr);
-    if (rri != nullptr)
-        (void) ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL);
+    row.recheck = d->removed && (!d->wrote || d->newest_removed > d->newest_written);
+    return row;
 }
 
-// Appends the set's deltas to job_counter_deltas. The rows are the extension's bookkeeping,
-// written directly (no SQL, no permission check: a writer of job_objects needs no right on it).
-void append_deltas(Relation triggering, DeltaSet *set) {
+// When the set's deltas become rows: now, one per job (the triggers of 1.1 and 1.2), or when the
+// transaction commits, one per job for all its statements (1.3: transaction_deltas.cpp).
+enum class Written { PerStatement, PerTransaction };
+
+// The set's deltas as rows, one per job, in the current memory context.
+int delta_rows_of(DeltaSet *set, DeltaRow **rows) {
+    if (set->by_job == nullptr) {
+        *rows = (DeltaRow *) palloc(set->inline_count * sizeof(DeltaRow));
+        for (int i = 0; i < set->inline_count; i++)
+            (*rows)[i] = delta_row_of(&set->inline_jobs[i]);
+        return set->inline_count;
+    }
+    long n = hash_get_num_entries(set->by_job);
+    *rows = (DeltaRow *) palloc(n * sizeof(DeltaRow));
+    HASH_SEQ_STATUS seq;
+    hash_seq_init(&seq, set->by_job);
+    int count = 0;
+    for (JobDelta *d; (d = (JobDelta *) hash_seq_search(&seq)) != nullptr;)
+        (*rows)[count++] = delta_row_of(d);
+    return count;
+}
+
+// Appends the set's deltas to job_counter_deltas.
+void append_deltas(Relation triggering, DeltaSet *set, Written when) {
     if (set->inline_count == 0)
         return;
-    Relation rel = table_open(delta_table_of(triggering), RowExclusiveLock);
-    map_delta_columns(rel);
-    // The table has no index since 1.2; one a DBA adds is kept up to date. The executor state that
-    // index insertion needs is built only then: this runs once per statement of every writer.
-    List *indexes = RelationGetIndexList(rel);
-    bool indexed = indexes != NIL;
-    list_free(indexes);
-    EState *estate = nullptr;
-    ResultRelInfo *rri = nullptr;
-    if (indexed) {
-        estate = CreateExecutorState();
-        rri = makeNode(ResultRelInfo);
-        InitResultRelInfo(rri, rel, 1, nullptr, 0);
-        ExecOpenIndices(rri, false);
-    }
-    TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
-    if (set->by_job == nullptr) {
-        for (int i = 0; i < set->inline_count; i++)
-            insert_delta(rel, rri, estate, slot, &set->inline_jobs[i]);
+    Oid relid = delta_table_in_schema_of(triggering);
+    DeltaRow *rows;
+    int count = delta_rows_of(set, &rows);
+    if (when == Written::PerTransaction) {
+        for (int i = 0; i < count; i++)
+            pending_delta_add(relid, &rows[i]);
     } else {
-        HASH_SEQ_STATUS seq;
-        hash_seq_init(&seq, set->by_job);
-        for (JobDelta *d; (d = (JobDelta *) hash_seq_search(&seq)) != nullptr;)
-            insert_delta(rel, rri, estate, slot, d);
+        DeltaTable *table = delta_table_open(relid);
+        CommandId cid = GetCurrentCommandId(true);
+        for (int i = 0; i < count; i++)
+            delta_table_insert(table, &rows[i], cid);
+        delta_table_close(table);
     }
-    ExecDropSingleTupleTableSlot(slot);
-    if (indexed) {
-        ExecCloseIndices(rri);
-        FreeExecutorState(estate);
-    }
-    table_close(rel, NoLock);
+    pfree(rows);
 }
 
-Counted counted_by(TriggerData *trigdata, const char *function) {
+// The trigger's arguments: what it counts ('objects' or 'findings'), and since 1.3 a second,
+// 'per_transaction': the deltas become rows when the transaction commits. The triggers of a
+// database not yet updated to 1.3 have one argument; their deltas are rows at once, as its views
+// expect.
+Counted counted_by(TriggerData *trigdata, const char *function, Written *when) {
     Trigger *trigger = trigdata->tg_trigger;
-    if (trigger->tgnargs == 1 && strcmp(trigger->tgargs[0], "objects") == 0)
+    bool args_ok = trigger->tgnargs == 1 ||
+                   (trigger->tgnargs == 2 && strcmp(trigger->tgargs[1], "per_transaction") == 0);
+    *when = trigger->tgnargs == 2 ? Written::PerTransaction : Written::PerStatement;
+    if (args_ok && strcmp(trigger->tgargs[0], "objects") == 0)
         return Counted::Objects;
-    if (trigger->tgnargs == 1 && strcmp(trigger->tgargs[0], "findings") == 0)
+    if (args_ok && strcmp(trigger->tgargs[0], "findings") == 0)
         return Counted::Findings;
     ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                    errmsg("%s() takes one argument, 'objects' or 'findings'", function)));
+                    errmsg("%s() takes 'objects' or 'findings', optionally followed by 'per_transaction'",
+                           function)));
     return Counted::Objects;
 }
 
@@ -326,7 +262,8 @@ TriggerData *trigger_data(FunctionCallInfo fcinfo, const char *function) {
 
 S3SCAN_SQL_FUNCTION(s3scan_count_changes) {
     TriggerData *trigdata = trigger_data(fcinfo, "count_changes");
-    Counted what = counted_by(trigdata, "count_changes");
+    Written when;
+    Counted what = counted_by(trigdata, "count_changes", &when);
     bool replica = SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA;
     bool row_level = TRIGGER_FIRED_FOR_ROW(trigdata->tg_event);
     // One of the two counts each change: the row-level trigger under the replica role, the
@@ -357,21 +294,24 @@ S3SCAN_SQL_FUNCTION(s3scan_count_changes) {
         count_tuplestore(&set, what, &cols, trigdata->tg_oldtable, desc, -1);
         count_tuplestore(&set, what, &cols, trigdata->tg_newtable, desc, +1);
     }
-    append_deltas(rel, &set);
+    append_deltas(rel, &set, when);
     return PointerGetDatum(nullptr);
 }
 
 S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
     TriggerData *trigdata = trigger_data(fcinfo, "count_truncate");
-    Counted what = counted_by(trigdata, "count_truncate");
+    Written when;
+    Counted what = counted_by(trigdata, "count_truncate", &when);
     if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("count_truncate() must be fired by TRUNCATE")));
-    Oid deltas = delta_table_of(trigdata->tg_relation);
+    Oid deltas = delta_table_in_schema_of(trigdata->tg_relation);
     const char *nsp = quote_identifier(get_namespace_name(get_rel_namespace(deltas)));
 
     // Every job's count of the truncated table's rows (folded plus pending) is negated; for
-    // objects, the newest updated_at is re-read from the (now empty) table.
+    // objects, the newest updated_at is re-read from the (now empty) table. Since 1.3 the pending
+    // deltas include this transaction's that are not rows yet: they become rows at commit, where
+    // this negation meets them.
     const char *negated =
         what == Counted::Objects
             ? "SELECT s.job_id, (OPERATOR(pg_catalog.-) pg_catalog.sum(s.total_objects)::bigint)::integer, "
@@ -396,9 +336,16 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
         "      UNION ALL "
         "      SELECT d.job_id, d.total_objects::bigint, d.queued_count::bigint, d.processing_count::bigint, "
         "             d.succeeded_count::bigint, d.failed_count::bigint, d.total_findings::bigint "
-        "      FROM %s.job_counter_deltas d) s "
+        "      FROM %s.job_counter_deltas d %s) s "
         "GROUP BY s.job_id HAVING %s",
-        nsp, negated, nsp, nsp, having);
+        nsp, negated, nsp, nsp,
+        when == Written::PerTransaction
+            ? psprintf("UNION ALL SELECT p.job_id, p.total_objects::bigint, p.queued_count::bigint, "
+                       "p.processing_count::bigint, p.succeeded_count::bigint, p.failed_count::bigint, "
+                       "p.total_findings::bigint FROM %s.pending_counter_deltas() p",
+                       nsp)
+            : "",
+        having);
 
     Oid saved_user;
     int saved_context;

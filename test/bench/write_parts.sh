@@ -7,18 +7,28 @@
 #
 #   sudo test/bench/write_parts.sh            # 3 rounds of 8 s per variant and direction, ~12 minutes
 #   ROUNDS=5 SECS=15 sudo test/bench/write_parts.sh
+#   WORKLOAD=findings_rows VARIANTS='plain off on capture_only queue_only' sudo test/bench/write_parts.sh
+#
+# WORKLOAD (default update): update, the status UPDATE above; findings_rows, the clients' findings
+# batch instead (100 single-row INSERT ... ON CONFLICT DO NOTHING into findings of that job, one
+# transaction; findings emptied after every run), writing <date>-write-parts-findings_rows.md. The
+# variants capture_only and queue_only then replace the findings' insert trigger; the others are
+# about the UPDATE's write path and mean nothing for it.
 #
 # Variants (all on the extension unless said):
 #   plain           the seed's plain tables (test/bench/sql/plain_schema.sql), plpgsql updated_at
 #   off             set_counter_maintenance(false): no counter triggers (1.0's write path)
-#   on              the counters as shipped
+#   on              the counters as shipped (1.3: a transaction's deltas become rows at commit)
+#   per_statement   counters on, but the measured trigger writes its delta rows at once, one per
+#                   statement and job, as 1.1 and 1.2 did (its one-argument form)
 #   capture_only    the UPDATE's counting trigger replaced by a PL/pgSQL no-op statement trigger with
 #                   the same transition tables: the trigger machinery and row capture, no delta row
 #   queue_only      the same no-op statement trigger without transition tables: the after-trigger
 #                   queue and one function call
 #   v11             counters on as version 1.1 wrote them: with the btree on job_counter_deltas
-#                   (job_id), and the replica row triggers ENABLE ALWAYS with a WHEN clause on
-#                   session_replication_role instead of ENABLE REPLICA (what 1.2 changed)
+#                   (job_id), the replica row triggers ENABLE ALWAYS with a WHEN clause on
+#                   session_replication_role instead of ENABLE REPLICA (what 1.2 changed), and a row
+#                   per statement (what 1.3 changed)
 #   delta_index     counters on, plus 1.1's btree on job_counter_deltas (job_id) only
 #   no_fold         counters on, the worker does not fold (fold_interval 0): the writers' own cost,
 #                   without the fold's and the deltas' vacuum (folded once after the run)
@@ -38,8 +48,20 @@ PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}
 PORT=${BENCH_PORT:-55499}
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-8}
-VARIANTS=${VARIANTS:-plain off on v11 delta_index no_fold capture_only queue_only status_index row_floor row_floor_index}
-OUT=$HERE/results/$(date +%Y-%m-%d)-write-parts.md
+WORKLOAD=${WORKLOAD:-update}
+case $WORKLOAD in
+update)
+    VARIANTS=${VARIANTS:-plain off on per_statement v11 delta_index no_fold capture_only queue_only status_index row_floor row_floor_index}
+    OUT=$HERE/results/$(date +%Y-%m-%d)-write-parts.md
+    TRIG=job_objects_count_updates TRIG_ON='UPDATE ON public.job_objects' TRIG_TABLES='OLD TABLE AS old_rows NEW TABLE AS new_rows'
+    TRIG_ARG=objects UNIT=UPDATE ;;
+findings_rows)
+    VARIANTS=${VARIANTS:-plain off on per_statement capture_only queue_only}
+    OUT=$HERE/results/$(date +%Y-%m-%d)-write-parts-findings_rows.md
+    TRIG=findings_count_inserts TRIG_ON='INSERT ON public.findings' TRIG_TABLES='NEW TABLE AS new_rows'
+    TRIG_ARG=findings UNIT='batch of 100 INSERTs' ;;
+*) echo "WORKLOAD is update or findings_rows, not $WORKLOAD" >&2; exit 2 ;;
+esac
 START=$SECONDS
 say() { printf '[write_parts %4ds] %s\n' $((SECONDS - START)) "$*"; }
 
@@ -103,13 +125,23 @@ WITH u AS (UPDATE job_objects SET status = CASE :s::int WHEN 1 THEN 'processing'
 EOS
 q ext "CREATE TABLE public.bench_sink (LIKE public.job_counter_deltas)"
 
+# The clients' findings batch (shared/reference/s3-scanner-interface.md), as counters.sh sends it:
+# 100 findings of one object, each its own INSERT, in one transaction.
+{
+    printf '\\set i random(1, 100000)\n\\set o random(0, 1000000000)\nBEGIN;\n'
+    for ((r = 1; r <= 100; r++)); do
+        printf "INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, context, byte_offset, created_at) VALUES ('$JOB', 'b', 'k/' || :i, md5(:i::text), 'credit_card', '****-****-****-%04d', 'card: ****-****-****-%04d exp 01/29', :o + %d, now()) ON CONFLICT (bucket, key, etag, detector, byte_offset) DO NOTHING;\n" "$r" "$r" "$((r * 17))"
+    done
+    echo "COMMIT;"
+} >"$TMP/findings_rows.sql"
+
 # Each variant: SQL that sets it up on ext (after set_counter_maintenance), and SQL that undoes it.
 NOOP="CREATE OR REPLACE FUNCTION public.bench_noop() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RETURN NULL; END\$\$;"
-RESTORE_UPDATES="DROP TRIGGER job_objects_count_updates ON public.job_objects;
-CREATE TRIGGER job_objects_count_updates AFTER UPDATE ON public.job_objects
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION public.count_changes('objects');
-ALTER TABLE public.job_objects ENABLE ALWAYS TRIGGER job_objects_count_updates;"
+RESTORE_TRIG="DROP TRIGGER $TRIG ON ${TRIG_ON#* ON };
+CREATE TRIGGER $TRIG AFTER $TRIG_ON
+    REFERENCING $TRIG_TABLES
+    FOR EACH STATEMENT EXECUTE FUNCTION public.count_changes('$TRIG_ARG', 'per_transaction');
+ALTER TABLE ${TRIG_ON#* ON } ENABLE ALWAYS TRIGGER $TRIG;"
 setup() {
     case $1 in
     plain) ;;
@@ -117,20 +149,24 @@ setup() {
     *) q ext "SELECT public.set_counter_maintenance(true)" >/dev/null ;;
     esac
     case $1 in
-    capture_only) q ext "$NOOP DROP TRIGGER job_objects_count_updates ON public.job_objects;
-        CREATE TRIGGER job_objects_count_updates AFTER UPDATE ON public.job_objects
-            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.bench_noop();
-        ALTER TABLE public.job_objects ENABLE ALWAYS TRIGGER job_objects_count_updates" ;;
-    queue_only) q ext "$NOOP DROP TRIGGER job_objects_count_updates ON public.job_objects;
-        CREATE TRIGGER job_objects_count_updates AFTER UPDATE ON public.job_objects
+    per_statement | v11) q ext "DROP TRIGGER $TRIG ON ${TRIG_ON#* ON };
+        CREATE TRIGGER $TRIG AFTER $TRIG_ON
+            REFERENCING $TRIG_TABLES FOR EACH STATEMENT EXECUTE FUNCTION public.count_changes('$TRIG_ARG');
+        ALTER TABLE ${TRIG_ON#* ON } ENABLE ALWAYS TRIGGER $TRIG" ;;
+    capture_only) q ext "$NOOP DROP TRIGGER $TRIG ON ${TRIG_ON#* ON };
+        CREATE TRIGGER $TRIG AFTER $TRIG_ON
+            REFERENCING $TRIG_TABLES FOR EACH STATEMENT EXECUTE FUNCTION public.bench_noop();
+        ALTER TABLE ${TRIG_ON#* ON } ENABLE ALWAYS TRIGGER $TRIG" ;;
+    queue_only) q ext "$NOOP DROP TRIGGER $TRIG ON ${TRIG_ON#* ON };
+        CREATE TRIGGER $TRIG AFTER $TRIG_ON
             FOR EACH STATEMENT EXECUTE FUNCTION public.bench_noop();
-        ALTER TABLE public.job_objects ENABLE ALWAYS TRIGGER job_objects_count_updates" ;;
+        ALTER TABLE ${TRIG_ON#* ON } ENABLE ALWAYS TRIGGER $TRIG" ;;
     delta_index | v11) q ext "CREATE INDEX job_counter_deltas_job_id_idx ON public.job_counter_deltas (job_id)" ;;
     no_fold) q ext "ALTER SYSTEM SET s3scan_jobs.fold_interval = 0"; q ext "SELECT pg_reload_conf()" >/dev/null ;;
     status_index) q ext "CREATE INDEX bench_job_status ON public.job_objects (job_id, status)" ;;
     row_floor_index) q ext "CREATE INDEX bench_sink_job_id ON public.bench_sink (job_id)" ;;
     esac
-    case $1 in  # as well as the btree above
+    case $1 in  # as well as the btree and the per-statement rows above
     v11) q ext "DROP TRIGGER job_objects_count_replicated ON public.job_objects;
         CREATE TRIGGER job_objects_count_replicated AFTER INSERT OR UPDATE OR DELETE ON public.job_objects
             FOR EACH ROW
@@ -141,8 +177,9 @@ setup() {
 }
 teardown() {
     case $1 in
-    capture_only | queue_only) q ext "$RESTORE_UPDATES" ;;
-    delta_index | v11) q ext "DROP INDEX public.job_counter_deltas_job_id_idx" ;;
+    capture_only | queue_only | per_statement) q ext "$RESTORE_TRIG" ;;
+    delta_index) q ext "DROP INDEX public.job_counter_deltas_job_id_idx" ;;
+    v11) q ext "$RESTORE_TRIG DROP INDEX public.job_counter_deltas_job_id_idx" ;;
     no_fold) q ext "ALTER SYSTEM RESET s3scan_jobs.fold_interval"; q ext "SELECT pg_reload_conf()" >/dev/null
         q ext "SELECT public.fold_job_counters()" >/dev/null; q ext "VACUUM public.job_counter_deltas" ;;
     status_index) q ext "DROP INDEX public.bench_job_status" ;;
@@ -151,7 +188,7 @@ teardown() {
     case $1 in
     v11) q ext "DROP TRIGGER job_objects_count_replicated ON public.job_objects;
         CREATE TRIGGER job_objects_count_replicated AFTER INSERT OR UPDATE OR DELETE ON public.job_objects
-            FOR EACH ROW EXECUTE FUNCTION public.count_changes('objects');
+            FOR EACH ROW EXECUTE FUNCTION public.count_changes('objects', 'per_transaction');
         ALTER TABLE public.job_objects ENABLE REPLICA TRIGGER job_objects_count_replicated" ;;
     esac
 }
@@ -185,6 +222,7 @@ run() {  # variant round direction
     local db=ext out tps xacts t0 t1 cpu script=$TMP/update.sql
     [ "$1" = plain ] && db=plain
     case $1 in row_floor*) script=$TMP/update_row.sql ;; esac
+    [ "$WORKLOAD" = findings_rows ] && script=$TMP/findings_rows.sql
     setup "$1"
     quiet_backends "$db"
     t0=$(server_ticks)
@@ -197,9 +235,10 @@ run() {  # variant round direction
     [ -n "$tps" ] && [ -n "$xacts" ] || { echo "pgbench on $1 failed: $out" >&2; exit 1; }
     cpu=$(awk -v a="$t0" -v b="$t1" -v x="$xacts" -v hz="$TICK" 'BEGIN { printf "%.1f", (b - a) / hz * 1e6 / x }')
     teardown "$1"
-    q "$db" "VACUUM public.job_objects" >/dev/null
+    if [ "$WORKLOAD" = findings_rows ]; then q "$db" "TRUNCATE public.findings" >/dev/null
+    else q "$db" "VACUUM public.job_objects" >/dev/null; fi
     echo "$1 $2 $3 $tps $cpu" >>"$TMP/runs"
-    say "round $2 $3 $(printf '%-15s %9.0f tps %7.1f us server CPU per UPDATE' "$1" "$tps" "$cpu")"
+    say "round $2 $3 $(printf '%-15s %9.0f tps %7.1f us server CPU per %s' "$1" "$tps" "$cpu" "$UNIT")"
 }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 say "variants: $VARIANTS; $ROUNDS rounds x ${SECS}s; load average $LOAD_START"
@@ -214,18 +253,24 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 # Ratios within each round (mean of its forward and backward run over the same for 'off' and
 # 'plain'), then the mean and the range over the rounds.
 python3 - "$TMP/runs" "$OUT" "$ROUNDS" "$SECS" "$LOAD_START" "$LOAD_END" "$DIFFER" "$(git -C "$REPO" rev-parse --short HEAD)" \
-    "$("$PGBIN/postgres" --version)" "$(nproc)" <<'PY'
+    "$("$PGBIN/postgres" --version)" "$(nproc)" "$WORKLOAD" <<'PY'
 import sys, statistics as st, datetime
-runs, out, rounds, secs, l0, l1, differ, rev, pgv, ncpu = sys.argv[1:]
+runs, out, rounds, secs, l0, l1, differ, rev, pgv, ncpu, workload = sys.argv[1:]
+if workload == "update":
+    what, unit = "UPDATE", "UPDATE"
+    tx = "The scanner's status UPDATE of one object per transaction"
+else:
+    what, unit = "findings batch", "batch"
+    tx = ("The clients' findings batch, 100 single-row INSERT ... ON CONFLICT DO NOTHING into findings in one "
+          "transaction (findings emptied after every run)")
 rows = [l.split() for l in open(runs).read().splitlines()[1:]]
 variants = []
 for v, *_ in rows:
     if v not in variants: variants.append(v)
 def mean(v, r, col=3): return st.mean(float(x[col]) for x in rows if x[0] == v and int(x[1]) == r)
 R = range(1, int(rounds) + 1)
-lines = [f"# Where the counters' UPDATE cost goes ({datetime.date.today()})", "",
-  f"`test/bench/write_parts.sh` at {rev}, {pgv}, {ncpu} cores. The scanner's status UPDATE of one object per "
-  f"transaction, 8 clients (pgbench -M prepared, synchronous_commit off) on one job of 100,000 objects; {rounds} rounds, "
+lines = [f"# Where the counters' {what} cost goes ({datetime.date.today()})", "",
+  f"`WORKLOAD={workload} test/bench/write_parts.sh` at {rev}, {pgv}, {ncpu} cores. {tx}, 8 clients (pgbench -M prepared, synchronous_commit off) on one job of 100,000 objects; {rounds} rounds, "
   f"each running every variant for {secs} s forward then backward (ABBA); the table gives tps (mean of a round's two runs) "
   f"and the ratio to `off` and to `plain` within each round, then the mean and range of the ratios over the rounds. "
   f"'Server CPU' is the CPU time all server processes spent during a run (backends, WAL writer, the worker's folds, "
@@ -233,7 +278,7 @@ lines = [f"# Where the counters' UPDATE cost goes ({datetime.date.today()})", ""
   f"the machine do, so it splits the cost into parts where tps cannot. "
   f"Load average (1, 5, 15 min) {l0} at the start, {l1} at the end (other tenants' work on this shared machine). "
   f"After the runs, verify_job_counters() reported {differ} differing jobs.", "",
-  "| variant | tps per round | vs off: mean (range) | vs plain: mean (range) | server CPU per UPDATE: mean (range) | CPU vs off |",
+  f"| variant | tps per round | vs off: mean (range) | vs plain: mean (range) | server CPU per {unit}: mean (range) | CPU vs off |",
   "|---|---|---:|---:|---:|---:|"]
 for v in variants:
     tps = [mean(v, r) for r in R]

@@ -48,7 +48,7 @@ $node->start;
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 $node->safe_psql($db, 'CREATE EXTENSION s3scan_jobs');
 is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'"),
-	'1.2', 'the extension is at version 1.2');
+	'1.3', 'the extension is at version 1.3');
 is($node->safe_psql($db, 'SELECT counter_maintenance()'), 't', 'counter maintenance is on');
 
 my $J = job_uuid_sql('j');

@@ -1,9 +1,9 @@
-# The per-job counters (versions 1.1 and 1.2) across the upgrade paths and pg_dump (issue 9):
-# (a) ALTER EXTENSION s3scan_jobs UPDATE (to 1.2, through 1.1) on a 1.0 database with data builds exact counters, also
+# The per-job counters (versions 1.1 to 1.3) across the upgrade paths and pg_dump (issue 9):
+# (a) ALTER EXTENSION s3scan_jobs UPDATE (to 1.3, through 1.1 and 1.2) on a 1.0 database with data builds exact counters, also
 #     while a writer's transaction is open when it starts (the update waits for it, and a writer
 #     arriving during the update waits for the update): verify_job_counters() finds nothing and
 #     the readers equal an independent recount; writes after the update keep them exact;
-# (b) a fresh CREATE EXTENSION (1.2) and 1.0 + UPDATE have the same schema: pg_dump --schema-only
+# (b) a fresh CREATE EXTENSION (1.3) and 1.0 + UPDATE have the same schema: pg_dump --schema-only
 #     --binary-upgrade of both (which lists every extension member; a plain --schema-only shows
 #     only CREATE EXTENSION) with the OIDs taken out, and the members, triggers and dumped
 #     configuration tables from the catalogs; a diff is shown on failure;
@@ -12,10 +12,11 @@
 #     its recount equals the source's;
 # (d) TRUNCATE jobs CASCADE and DROP EXTENSION, in a transaction that locked jobs first, while
 #     the worker folds: no deadlock;
-# (e) ALTER EXTENSION UPDATE from 1.1 to 1.2 with folded and pending counters, with maintenance
-#     on and off: the counts carry over, the row-level triggers lose their WHEN clause and are
-#     ENABLE REPLICA (or stay disabled), writes in both roles stay exact, and the catalogs equal
-#     a fresh 1.2's.
+# (e) ALTER EXTENSION UPDATE from 1.1 (maintenance on and off) and from 1.2 to 1.3 with folded
+#     and pending counters: the counts carry over, the row-level triggers lose their WHEN clause
+#     and are ENABLE REPLICA (or stay disabled), all ten take 'per_transaction' (1.3), writes in
+#     both roles stay exact, also read inside their transaction, and the catalogs equal a fresh
+#     1.3's.
 # The refresh worker serves the upgraded database throughout (it must not fold before 1.1 exists).
 
 use strict;
@@ -120,7 +121,7 @@ is($late->{stderr}, '', 'the late writer succeeded');
 $_->quit for ($writer, $updater, $late);
 
 is($node->safe_psql('up', "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'"),
-	'1.2', 'updated to 1.2 (through 1.1)');
+	'1.3', 'updated to 1.3 (through 1.1 and 1.2)');
 is($node->safe_psql('up', 'SELECT counter_maintenance()'), 't', 'counter maintenance is on after the update');
 my $recount_up = counters_exact($node, 'up', 'after the update');
 isnt($recount_up, $recount_10, 'the writers\' changes are in the recount');
@@ -181,12 +182,12 @@ if ($rr_version eq '1.0')
 }
 counters_exact($node, 'up_rr', 'an update started in repeatable read');
 
-# --- (b) fresh 1.2 and 1.0 + update: the same schema ------------------------------------------
+# --- (b) fresh 1.3 and 1.0 + update: the same schema ------------------------------------------
 
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION s3scan_jobs');
 is($node->safe_psql('fresh', "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'"),
-	'1.2', 'a fresh install is 1.2');
+	'1.3', 'a fresh install is 1.3');
 
 # pg_dump --schema-only --binary-upgrade: every member of the extension, with its definition,
 # owner, grants, trigger states; OIDs (which differ between any two databases) taken out.
@@ -237,7 +238,7 @@ my $dump_fresh = schema_dump('fresh');
 like($dump_fresh, qr/CREATE TABLE public\.job_counter_deltas/, 'the dump lists the extension\'s members');
 unlike($dump_fresh, qr/'1\d{4,}'/, 'no OID left in the compared dump');
 ok($dump_up eq $dump_fresh,
-	'pg_dump --schema-only --binary-upgrade: 1.0 + UPDATE equals a fresh 1.2')
+	'pg_dump --schema-only --binary-upgrade: 1.0 + UPDATE equals a fresh 1.3')
   or diag(show_diff('dump_updated.sql', $dump_up, 'dump_fresh.sql', $dump_fresh));
 
 # The same from the catalogs, independently of pg_dump.
@@ -278,7 +279,7 @@ my $cat_up    = $node->safe_psql('up',    $catalog_sql);
 my $cat_fresh = $node->safe_psql('fresh', $catalog_sql);
 like($cat_fresh, qr/^trigger: job_objects job_objects_count_inserts A /m,
 	'the counter triggers are ENABLE ALWAYS');
-ok($cat_up eq $cat_fresh, 'catalogs: 1.0 + UPDATE equals a fresh 1.2 (members, definitions, grants)')
+ok($cat_up eq $cat_fresh, 'catalogs: 1.0 + UPDATE equals a fresh 1.3 (members, definitions, grants)')
   or diag(show_diff('catalog_updated.txt', $cat_up, 'catalog_fresh.txt', $cat_fresh));
 
 # The comparisons see a difference: a trigger disabled in one database.
@@ -288,17 +289,17 @@ isnt($node->safe_psql('fresh', $catalog_sql), $cat_up, 'a disabled trigger: the 
 $node->safe_psql('fresh', 'ALTER TABLE findings ENABLE ALWAYS TRIGGER findings_count_truncate');
 is(schema_dump('fresh'), $dump_fresh, 'enabled again: the same dump');
 
-# --- (e) 1.1 with data, then ALTER EXTENSION UPDATE to 1.2 --------------------------------------
-# 1.2 changes no count, only how they are written: the counters (folded and pending) carry over
-# as they are, the row-level triggers' state follows the maintenance switch (REPLICA when on,
-# disabled when off), and the schema equals a fresh install's.
-for my $case (['v11_on', 1], ['v11_off', 0])
+# --- (e) 1.1 or 1.2 with data, then ALTER EXTENSION UPDATE to 1.3 -------------------------------
+# 1.2 and 1.3 change no count, only how they are written: the counters (folded and pending) carry
+# over as they are, the row-level triggers' state follows the maintenance switch (REPLICA when
+# on, disabled when off), and the schema equals a fresh install's.
+for my $case (['v11_on', 1, '1.1'], ['v11_off', 0, '1.1'], ['v12_on', 1, '1.2'])
 {
-	my ($db, $on) = @$case;
+	my ($db, $on, $from) = @$case;
 	$node->safe_psql('postgres', "CREATE DATABASE $db");
-	$node->safe_psql($db, "CREATE EXTENSION s3scan_jobs VERSION '1.1'");
+	$node->safe_psql($db, "CREATE EXTENSION s3scan_jobs VERSION '$from'");
 	like($node->safe_psql($db, "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'job_objects_count_replicated'"),
-		qr/WHEN/, "$db: 1.1's row-level trigger has its WHEN clause");
+		qr/WHEN/, "$db: 1.1's row-level trigger has its WHEN clause") if $from eq '1.1';
 	load_data($db, 200);
 	$node->safe_psql($db, 'SELECT fold_job_counters()');
 	$node->safe_psql($db, "UPDATE job_objects SET status = 'failed' WHERE key LIKE 'k3%'");
@@ -309,7 +310,12 @@ for my $case (['v11_on', 1], ['v11_off', 0])
 
 	$node->safe_psql($db, 'ALTER EXTENSION s3scan_jobs UPDATE');
 	is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'"),
-		'1.2', "$db: updated to 1.2");
+		'1.3', "$db: updated to 1.3");
+	is( $node->safe_psql(
+			$db, "SELECT count(*) FROM pg_trigger
+			      WHERE tgname LIKE '%count%' AND tgnargs = 2
+			        AND pg_catalog.encode(tgargs, 'escape') LIKE '%per_transaction%'"),
+		'10', "$db: the ten counter triggers write their deltas per transaction");
 	is($node->safe_psql($db, 'SELECT counter_maintenance()'), $on ? 't' : 'f', "$db: maintenance as before");
 	is( $node->safe_psql(
 			$db, "SELECT string_agg(tgname || ' ' || tgenabled::text, ', ' ORDER BY tgname) FROM pg_trigger
@@ -341,12 +347,23 @@ RESET session_replication_role;
 DELETE FROM job_objects WHERE key LIKE 'k6%';
 });
 	counters_exact($node, $db, "$db: writes in both roles after the update");
+	# Inside a writing transaction: its own deltas are not rows yet, and the reads count them.
+	is( $node->safe_psql(
+			$db, qq{
+BEGIN;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+SELECT (SELECT min(job_id::text)::uuid FROM jobs), 'b', 'in-transaction', 'e', 'email', 'x', g FROM generate_series(1, 3) g;
+UPDATE job_objects SET status = 'queued' WHERE key LIKE 'k7%';
+SELECT (SELECT count(*) FROM pending_counter_deltas()) > 0, (SELECT count(*) FROM verify_job_counters());
+COMMIT;
+}), 't|0', "$db: inside a writing transaction, pending deltas counted and verify finds nothing");
+	counters_exact($node, $db, "$db: after that transaction");
 	my $cat = $node->safe_psql($db, $catalog_sql);
-	ok($cat eq $cat_fresh, "$db: catalogs: 1.1 + UPDATE equals a fresh 1.2")
+	ok($cat eq $cat_fresh, "$db: catalogs: $from + UPDATE equals a fresh 1.3")
 	  or diag(show_diff("catalog_$db.txt", $cat, 'catalog_fresh.txt', $cat_fresh));
 }
 
-# --- (c) pg_dump / pg_restore of a 1.2 database with data -------------------------------------
+# --- (c) pg_dump / pg_restore of a 1.3 database with data -------------------------------------
 
 load_data('fresh', 100);
 # Some deltas folded, some pending.

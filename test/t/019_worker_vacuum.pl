@@ -50,8 +50,10 @@ ok(defined wait_for($node, $db, $no_pending), 'the worker folds');
 sub burst
 {
 	my ($status) = @_;
+	# One transaction per change: since 1.3 a transaction appends one delta row per job.
 	$node->safe_psql($db, qq{DO \$\$ BEGIN FOR i IN 1..2500 LOOP
     UPDATE job_objects SET status = '$status' WHERE job_id = $J AND key = 'k' || i;
+    COMMIT;
 END LOOP; END \$\$});
 }
 
