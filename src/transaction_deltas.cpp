@@ -30,6 +30,7 @@
 extern "C" {
 #include "storage/proc.h"
 #include "utils/hsearch.h"
+#include "utils/syscache.h"
 }
 
 namespace s3scan {
@@ -49,12 +50,15 @@ constexpr int kMaxPending = 8192;
 struct PendingList {
     LocalTransactionId lxid;  // the transaction the entries belong to
     Oid relid;                // the delta table they are for
-    PendingDelta *items;      // in TopTransactionContext, in the order of the changes
+    PendingDelta *items;      // inline_items, or in TopTransactionContext; in the order of the changes
     int count;
     int capacity;
     int written;  // how many items are marked written_by
 };
 PendingList pending = {InvalidLocalTransactionId, InvalidOid, nullptr, 0, 0, 0};
+// The first entries of every transaction: most have one or a few, and need no allocation.
+constexpr int kInlinePending = 4;
+PendingDelta inline_items[kInlinePending];
 bool callbacks_registered = false;
 
 bool have_pending() {
@@ -64,9 +68,9 @@ bool have_pending() {
 void forget_pending() {
     pending.lxid = InvalidLocalTransactionId;
     pending.relid = InvalidOid;
-    pending.items = nullptr;
+    pending.items = inline_items;
     pending.count = 0;
-    pending.capacity = 0;
+    pending.capacity = kInlinePending;
     pending.written = 0;
 }
 
@@ -89,10 +93,8 @@ void drop_written_at_top() {
 // The delta table the entries are for, open for inserts; null when it no longer exists (the
 // extension was dropped in this transaction).
 DeltaTable *open_pending_table() {
-    Relation probe = try_table_open(pending.relid, NoLock);
-    if (probe == nullptr)
+    if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(pending.relid)))
         return nullptr;
-    relation_close(probe, NoLock);
     return delta_table_open(pending.relid);
 }
 
@@ -277,17 +279,21 @@ void pending_delta_add(Oid delta_relid, const DeltaRow *row) {
         callbacks_registered = true;
     }
     if (pending.lxid != MyProc->lxid || pending.items == nullptr)
-        forget_pending();
+        forget_pending();  // the entries of an ended transaction (its memory is gone)
     // (A second delta table would be a second installation of the extension in this database,
     // which PostgreSQL does not allow: the entries are written for the first.)
     if ((pending.count > 0 && pending.relid != delta_relid) || pending.count - pending.written >= kMaxPending)
         write_entries();
     if (pending.count == pending.capacity) {
-        int capacity = pending.capacity == 0 ? 16 : pending.capacity * 2;
-        if (pending.items == nullptr)
-            pending.items = (PendingDelta *) MemoryContextAlloc(TopTransactionContext, capacity * sizeof(PendingDelta));
-        else
+        int capacity = Max(pending.capacity * 2, 64);
+        if (pending.items == inline_items) {
+            PendingDelta *items =
+                (PendingDelta *) MemoryContextAlloc(TopTransactionContext, capacity * sizeof(PendingDelta));
+            memcpy(items, inline_items, pending.count * sizeof(PendingDelta));
+            pending.items = items;
+        } else {
             pending.items = (PendingDelta *) repalloc(pending.items, capacity * sizeof(PendingDelta));
+        }
         pending.capacity = capacity;
     }
     pending.lxid = MyProc->lxid;

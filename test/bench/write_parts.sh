@@ -21,6 +21,8 @@
 #   on              the counters as shipped (1.3: a transaction's deltas become rows at commit)
 #   per_statement   counters on, but the measured trigger writes its delta rows at once, one per
 #                   statement and job, as 1.1 and 1.2 did (its one-argument form)
+#   off_dropped     counters off, and the measured trigger dropped, not just disabled: PostgreSQL
+#                   captures transition tables for a disabled trigger too
 #   capture_only    the UPDATE's counting trigger replaced by a PL/pgSQL no-op statement trigger with
 #                   the same transition tables: the trigger machinery and row capture, no delta row
 #   queue_only      the same no-op statement trigger without transition tables: the after-trigger
@@ -137,7 +139,7 @@ q ext "CREATE TABLE public.bench_sink (LIKE public.job_counter_deltas)"
 
 # Each variant: SQL that sets it up on ext (after set_counter_maintenance), and SQL that undoes it.
 NOOP="CREATE OR REPLACE FUNCTION public.bench_noop() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RETURN NULL; END\$\$;"
-RESTORE_TRIG="DROP TRIGGER $TRIG ON ${TRIG_ON#* ON };
+RESTORE_TRIG="SET client_min_messages = warning; DROP TRIGGER IF EXISTS $TRIG ON ${TRIG_ON#* ON };
 CREATE TRIGGER $TRIG AFTER $TRIG_ON
     REFERENCING $TRIG_TABLES
     FOR EACH STATEMENT EXECUTE FUNCTION public.count_changes('$TRIG_ARG', 'per_transaction');
@@ -145,7 +147,7 @@ ALTER TABLE ${TRIG_ON#* ON } ENABLE ALWAYS TRIGGER $TRIG;"
 setup() {
     case $1 in
     plain) ;;
-    off | row_floor*) q ext "SELECT public.set_counter_maintenance(false)" >/dev/null ;;
+    off | off_dropped | row_floor*) q ext "SELECT public.set_counter_maintenance(false)" >/dev/null ;;
     *) q ext "SELECT public.set_counter_maintenance(true)" >/dev/null ;;
     esac
     case $1 in
@@ -153,6 +155,7 @@ setup() {
         CREATE TRIGGER $TRIG AFTER $TRIG_ON
             REFERENCING $TRIG_TABLES FOR EACH STATEMENT EXECUTE FUNCTION public.count_changes('$TRIG_ARG');
         ALTER TABLE ${TRIG_ON#* ON } ENABLE ALWAYS TRIGGER $TRIG" ;;
+    off_dropped) q ext "DROP TRIGGER $TRIG ON ${TRIG_ON#* ON }" ;;
     capture_only) q ext "$NOOP DROP TRIGGER $TRIG ON ${TRIG_ON#* ON };
         CREATE TRIGGER $TRIG AFTER $TRIG_ON
             REFERENCING $TRIG_TABLES FOR EACH STATEMENT EXECUTE FUNCTION public.bench_noop();
@@ -177,7 +180,7 @@ setup() {
 }
 teardown() {
     case $1 in
-    capture_only | queue_only | per_statement) q ext "$RESTORE_TRIG" ;;
+    capture_only | queue_only | per_statement | off_dropped) q ext "$RESTORE_TRIG" ;;
     delta_index) q ext "DROP INDEX public.job_counter_deltas_job_id_idx" ;;
     v11) q ext "$RESTORE_TRIG DROP INDEX public.job_counter_deltas_job_id_idx" ;;
     no_fold) q ext "ALTER SYSTEM RESET s3scan_jobs.fold_interval"; q ext "SELECT pg_reload_conf()" >/dev/null
