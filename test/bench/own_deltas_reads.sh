@@ -23,32 +23,12 @@ OUT=$HERE/results/$(date +%Y-%m-%d)-own-deltas-reads.md
 START=$SECONDS
 say() { printf '[own_deltas_reads %4ds] %s\n' $((SECONDS - START)) "$*"; }
 
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" -j2 >/dev/null
-    make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install >/dev/null
-fi
-
-TMP=$(mktemp -d /tmp/s3scan-own-deltas.XXXXXX)
-chmod 755 "$TMP"; chown postgres "$TMP"
-as_pg() { runuser -u postgres -- "$@"; }
-q() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d ext -v ON_ERROR_STOP=1 -c "$1"; }
-cleanup() {
-    as_pg "$PGBIN/pg_ctl" -D "$TMP/data" -m fast -w stop >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-as_pg "$PGBIN/initdb" -D "$TMP/data" -U postgres -E UTF8 --locale=C -A trust --no-sync >/dev/null
-cat >>"$TMP/data/postgresql.conf" <<EOC
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$TMP'
-shared_preload_libraries = 's3scan_jobs'
-s3scan_jobs.database = 'ext'
+. "$HERE/throwaway_server.sh"
+build_and_install
+start_throwaway_server own-deltas "s3scan_jobs.database = 'ext'
 s3scan_jobs.refresh_interval = 0
-shared_buffers = 256MB
-EOC
-as_pg "$PGBIN/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w start >/dev/null
+shared_buffers = 256MB"
+q() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d ext -v ON_ERROR_STOP=1 -c "$1"; }
 as_pg "$PGBIN/createdb" -h "$TMP" -p "$PORT" ext
 q "CREATE EXTENSION s3scan_jobs"
 q "INSERT INTO public.jobs (job_id, bucket) SELECT md5(g::text)::uuid, 'b' FROM generate_series(1, 100) g"
@@ -76,13 +56,6 @@ setup() {
         q "ALTER FUNCTION public.pending_counter_deltas() RESET search_path" ;;
     v12_view) q "CREATE OR REPLACE VIEW public.job_progress_live AS $DEF12" ;;
     esac
-}
-server_ticks() {  # as in write_parts.sh
-    local pm
-    pm=$(head -1 "$TMP/data/postmaster.pid")
-    { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat"
-      for c in $(cat "/proc/$pm/task/$pm/children"); do awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || true; done
-    } | awk '{ t += $1 } END { print t }'
 }
 TICK=$(getconf CLK_TCK)
 echo "variant round latency_ms cpu_us" >"$TMP/runs"

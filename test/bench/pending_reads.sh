@@ -27,35 +27,16 @@ OUT=$HERE/results/$(date +%Y-%m-%d)-pending-reads.md
 START=$SECONDS
 say() { printf '[pending_reads %4ds] %s\n' $((SECONDS - START)) "$*"; }
 
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" -j2 >/dev/null
-    make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install >/dev/null
-fi
-
-TMP=$(mktemp -d /tmp/s3scan-pending-reads.XXXXXX)
-chmod 755 "$TMP"; chown postgres "$TMP"
-as_pg() { runuser -u postgres -- "$@"; }
-q() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d ext -v ON_ERROR_STOP=1 -c "$1"; }
+. "$HERE/throwaway_server.sh"
+build_and_install
 HOLDER=
-cleanup() {
-    [ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null || true
-    as_pg "$PGBIN/pg_ctl" -D "$TMP/data" -m fast -w stop >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-as_pg "$PGBIN/initdb" -D "$TMP/data" -U postgres -E UTF8 --locale=C -A trust --no-sync >/dev/null
-cat >>"$TMP/data/postgresql.conf" <<EOC
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$TMP'
-shared_preload_libraries = 's3scan_jobs'   # no s3scan_jobs.database: no worker, nothing folds
+ON_EXIT='[ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null || true'
+start_throwaway_server pending-reads "# no s3scan_jobs.database: no worker, nothing folds
 shared_buffers = 1GB
 max_wal_size = 20GB
 checkpoint_timeout = 1h
-autovacuum = off
-EOC
-as_pg "$PGBIN/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w start >/dev/null
+autovacuum = off"
+q() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d ext -v ON_ERROR_STOP=1 -c "$1"; }
 as_pg "$PGBIN/psql" -X -q -h "$TMP" -p "$PORT" -d postgres -c "CREATE DATABASE ext"
 q "CREATE EXTENSION s3scan_jobs"
 HOT=00000000-0000-4000-8000-000000000001

@@ -67,36 +67,16 @@ esac
 START=$SECONDS
 say() { printf '[write_parts %4ds] %s\n' $((SECONDS - START)) "$*"; }
 
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" -j2 >/dev/null
-    make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install >/dev/null
-fi
-
-TMP=$(mktemp -d /tmp/s3scan-write-parts.XXXXXX)
-chmod 755 "$TMP"; chown postgres "$TMP"
-as_pg() { runuser -u postgres -- "$@"; }
-q() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d "$1" -v ON_ERROR_STOP=1 -c "$2"; }
-qf() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d "$1" -v ON_ERROR_STOP=1 -f "$2" >/dev/null; }
-cleanup() {
-    as_pg "$PGBIN/pg_ctl" -D "$TMP/data" -m fast -w stop >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-as_pg "$PGBIN/initdb" -D "$TMP/data" -U postgres -E UTF8 --locale=C -A trust --no-sync >/dev/null
-cat >>"$TMP/data/postgresql.conf" <<EOC
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$TMP'
-shared_preload_libraries = 's3scan_jobs'
-s3scan_jobs.database = 'ext'        # the worker folds the deltas every 100 ms, as shipped
+. "$HERE/throwaway_server.sh"
+build_and_install
+start_throwaway_server write-parts "s3scan_jobs.database = 'ext'        # the worker folds the deltas every 100 ms, as shipped
 s3scan_jobs.refresh_interval = 0
 shared_buffers = 1GB
 max_wal_size = 20GB
 checkpoint_timeout = 1h
-autovacuum_naptime = 5s
-EOC
-as_pg "$PGBIN/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w start >/dev/null
+autovacuum_naptime = 5s"
+q() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d "$1" -v ON_ERROR_STOP=1 -c "$2"; }
+qf() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d "$1" -v ON_ERROR_STOP=1 -f "$2" >/dev/null; }
 q postgres "CREATE DATABASE plain"
 q postgres "CREATE DATABASE ext"
 qf plain "$HERE/sql/plain_schema.sql"
@@ -196,18 +176,6 @@ teardown() {
     esac
 }
 
-# The server's CPU time so far, in clock ticks: the postmaster's own and that of its children it
-# has reaped (the benchmark's backends, autovacuum workers), plus its live children's (the
-# checkpointer, WAL writer, the refresh worker that folds). Read after the benchmark's backends
-# have exited, the difference over a run is what the server spent on it, whatever else the
-# machine's other tenants were doing; divided by the transactions it gives CPU per UPDATE.
-server_ticks() {
-    local pm
-    pm=$(head -1 "$TMP/data/postmaster.pid")
-    { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat"
-      for c in $(cat "/proc/$pm/task/$pm/children"); do awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || true; done
-    } | awk '{ t += $1 } END { print t }'
-}
 quiet_backends() {  # waits until the benchmark's connections are gone (reaped by the postmaster)
     local db=$1 n
     for _ in $(seq 50); do
