@@ -19,8 +19,9 @@
 --   repair_job_counters(), set_counter_maintenance(false)) writes their negation as rows, which
 --   the pending deltas cancel at commit (and which a rolled-back savepoint takes away with the
 --   rewrite).
--- - A transaction with more than 8,192 pending entries writes its current subtransaction's as
---   rows, one per statement and job as before.
+-- - A transaction with more than 8,192 pending entries writes them as rows, one per statement
+--   and job as before (written inside a subtransaction, they are kept until it ends: if it
+--   aborts, its rows go and they are pending again).
 --
 -- Same rules as the 1.0 script (CONTRIBUTING.md): every operator OPERATOR(pg_catalog.x), every
 -- function pg_catalog.f(), explicit casts, the extension's objects qualified, search_path pinned.
