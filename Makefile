@@ -3,7 +3,7 @@
 
 EXTENSION = s3scan_jobs
 MODULE_big = s3scan_jobs
-DATA = s3scan_jobs--1.0.sql s3scan_jobs--1.0--1.1.sql s3scan_jobs--1.1--1.2.sql s3scan_jobs--1.2--1.3.sql s3scan_jobs_migrate.sql
+DATA = s3scan_jobs--1.0.sql s3scan_jobs--1.0--1.1.sql s3scan_jobs--1.1--1.2.sql s3scan_jobs--1.2--1.3.sql s3scan_jobs--1.3--1.4.sql s3scan_jobs_migrate.sql
 
 include sources.mk
 OBJS = $(S3SCAN_SOURCES:.cpp=.o)

@@ -21,6 +21,7 @@
 // TRUNCATE trigger's one statement runs as the table's owner. Nothing here waits for another
 // writer: every writer only inserts.
 #include "delta_rows.hpp"
+#include "pinned_sql.hpp"
 #include "transaction_deltas.hpp"
 
 extern "C" {
@@ -38,6 +39,11 @@ using s3scan::delta_table_open;
 using s3scan::DeltaRow;
 using s3scan::DeltaTable;
 using s3scan::pending_delta_add;
+using s3scan::pin_search_path;
+using s3scan::run_as_owner_begin;
+using s3scan::run_as_owner_end;
+using s3scan::SavedUser;
+using s3scan::unpin_search_path;
 
 namespace {
 
@@ -161,15 +167,6 @@ void count_heap_tuple(DeltaSet *set, Counted what, const Columns *cols, HeapTupl
     ExecDropSingleTupleTableSlot(slot);
 }
 
-Oid owner_of(Oid relid) {
-    HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-    if (!HeapTupleIsValid(tuple))
-        elog(ERROR, "cache lookup failed for relation %u", relid);
-    Oid owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-    ReleaseSysCache(tuple);
-    return owner;
-}
-
 // A statement's change for one job as a delta row.
 DeltaRow delta_row_of(const JobDelta *d) {
     DeltaRow row;
@@ -247,6 +244,15 @@ Counted counted_by(TriggerData *trigdata, const char *function, Written *when) {
 }
 
 
+// The attribute number of a column of relation relid (error 42703 without it).
+AttrNumber column_of_name(Oid relid, const char *name) {
+    AttrNumber attnum = get_attnum(relid, name);
+    if (attnum == InvalidAttrNumber)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                        errmsg("column \"%s\" of relation \"%s\" does not exist", name, get_rel_name(relid))));
+    return attnum;
+}
+
 TriggerData *trigger_data(FunctionCallInfo fcinfo, const char *function) {
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -311,47 +317,63 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
     // Every job's count of the truncated table's rows (folded plus pending) is negated; for
     // objects, the newest updated_at is re-read from the (now empty) table. Since 1.3 the pending
     // deltas include this transaction's that are not rows yet: they become rows at commit, where
-    // this negation meets them.
-    const char *negated =
-        what == Counted::Objects
-            ? "SELECT s.job_id, (OPERATOR(pg_catalog.-) pg_catalog.sum(s.total_objects)::bigint)::integer, "
-              "(OPERATOR(pg_catalog.-) pg_catalog.sum(s.queued_count)::bigint)::integer, "
-              "(OPERATOR(pg_catalog.-) pg_catalog.sum(s.processing_count)::bigint)::integer, "
-              "(OPERATOR(pg_catalog.-) pg_catalog.sum(s.succeeded_count)::bigint)::integer, "
-              "(OPERATOR(pg_catalog.-) pg_catalog.sum(s.failed_count)::bigint)::integer, 0::integer, "
-              "NULL::timestamptz, true "
-            : "SELECT s.job_id, 0::integer, 0::integer, 0::integer, 0::integer, 0::integer, "
-              "(OPERATOR(pg_catalog.-) pg_catalog.sum(s.total_findings)::bigint)::integer, NULL::timestamptz, false ";
-    const char *having = what == Counted::Objects
-                             ? "pg_catalog.sum(s.total_objects) OPERATOR(pg_catalog.<>) 0::numeric "
-                               "OR pg_catalog.sum(s.queued_count) OPERATOR(pg_catalog.<>) 0::numeric "
-                               "OR pg_catalog.sum(s.processing_count) OPERATOR(pg_catalog.<>) 0::numeric "
-                               "OR pg_catalog.sum(s.succeeded_count) OPERATOR(pg_catalog.<>) 0::numeric "
-                               "OR pg_catalog.sum(s.failed_count) OPERATOR(pg_catalog.<>) 0::numeric"
-                             : "pg_catalog.sum(s.total_findings) OPERATOR(pg_catalog.<>) 0::numeric";
+    // this negation meets them. A negation beyond the table's integers (a job of more than
+    // 2^31 - 1 objects or findings) is written as several rows, each within them.
+    const char *const kCounted[6] = {"total_objects",   "queued_count", "processing_count",
+                                     "succeeded_count", "failed_count", "total_findings"};
+    StringInfoData negated, chunked, nonzero, magnitudes;
+    initStringInfo(&negated);
+    initStringInfo(&chunked);
+    initStringInfo(&nonzero);
+    initStringInfo(&magnitudes);
+    for (int i = 0; i < 6; i++) {
+        bool counted = (what == Counted::Findings) == (i == 5);
+        const char *sep = i == 0 ? "" : ", ";
+        if (counted)
+            appendStringInfo(&negated, "%sOPERATOR(pg_catalog.-) pg_catalog.sum(s.%s) AS %s", sep, kCounted[i],
+                             kCounted[i]);
+        else
+            appendStringInfo(&negated, "%s0::numeric AS %s", sep, kCounted[i]);
+        // The k-th chunk of at most 2^31 - 1 of the negation.
+        appendStringInfo(&chunked,
+                         ", (pg_catalog.sign(n.%1$s) OPERATOR(pg_catalog.*) "
+                         "LEAST(GREATEST(pg_catalog.abs(n.%1$s) OPERATOR(pg_catalog.-) "
+                         "(k.i::numeric OPERATOR(pg_catalog.*) 2147483647::numeric), 0::numeric), "
+                         "2147483647::numeric))::integer",
+                         kCounted[i]);
+        appendStringInfo(&nonzero, "%sn.%s OPERATOR(pg_catalog.<>) 0::numeric", i == 0 ? "" : " OR ",
+                         kCounted[i]);
+        appendStringInfo(&magnitudes, "%spg_catalog.abs(n.%s)", sep, kCounted[i]);
+    }
     char *sql = psprintf(
-        "INSERT INTO %s.job_counter_deltas %s"
-        "FROM (SELECT c.job_id, c.total_objects, c.queued_count, c.processing_count, c.succeeded_count, "
-        "             c.failed_count, c.total_findings FROM %s.job_counters c "
-        "      UNION ALL "
-        "      SELECT d.job_id, d.total_objects::bigint, d.queued_count::bigint, d.processing_count::bigint, "
-        "             d.succeeded_count::bigint, d.failed_count::bigint, d.total_findings::bigint "
-        "      FROM %s.job_counter_deltas d %s) s "
-        "GROUP BY s.job_id HAVING %s",
-        nsp, negated, nsp, nsp,
+        "INSERT INTO %1$s.job_counter_deltas (job_id, total_objects, queued_count, processing_count, "
+        "succeeded_count, failed_count, total_findings, last_object_update, last_object_update_recheck) "
+        "SELECT n.job_id%2$s, NULL::pg_catalog.timestamptz, %3$s "
+        "FROM (SELECT s.job_id, %4$s "
+        "      FROM (SELECT c.job_id, c.total_objects, c.queued_count, c.processing_count, c.succeeded_count, "
+        "                   c.failed_count, c.total_findings FROM %1$s.job_counters c "
+        "            UNION ALL "
+        "            SELECT d.job_id, d.total_objects::bigint, d.queued_count::bigint, d.processing_count::bigint, "
+        "                   d.succeeded_count::bigint, d.failed_count::bigint, d.total_findings::bigint "
+        "            FROM %1$s.job_counter_deltas d %5$s) s "
+        "      GROUP BY s.job_id) n "
+        "CROSS JOIN LATERAL pg_catalog.generate_series(0::bigint, "
+        "    pg_catalog.ceil(GREATEST(%6$s) OPERATOR(pg_catalog./) 2147483647::numeric)::bigint "
+        "    OPERATOR(pg_catalog.-) 1::bigint) k (i) "
+        "WHERE %7$s",
+        nsp, chunked.data, what == Counted::Objects ? "true" : "false", negated.data,
         when == Written::PerTransaction
             ? psprintf("UNION ALL SELECT p.job_id, p.total_objects::bigint, p.queued_count::bigint, "
                        "p.processing_count::bigint, p.succeeded_count::bigint, p.failed_count::bigint, "
                        "p.total_findings::bigint FROM %s.pending_counter_deltas() p",
                        nsp)
             : "",
-        having);
+        magnitudes.data, nonzero.data);
 
-    Oid saved_user;
-    int saved_context;
-    GetUserIdAndSecContext(&saved_user, &saved_context);
-    SetUserIdAndSecContext(owner_of(deltas),
-                           saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    // As the owner of the deltas, with search_path pinned: the truncating role's pg_temp types,
+    // casts and functions are never resolved by it.
+    SavedUser saved;
+    run_as_owner_begin(deltas, &saved);
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "s3scan_jobs: SPI_connect failed");
     SPIPlanPtr plan = SPI_prepare(sql, 0, nullptr);
@@ -363,7 +385,7 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
     if (rc != SPI_OK_INSERT)
         elog(ERROR, "s3scan_jobs: truncate delta insert failed: %s", SPI_result_code_string(rc));
     SPI_finish();
-    SetUserIdAndSecContext(saved_user, saved_context);
+    run_as_owner_end(&saved);
     return PointerGetDatum(nullptr);
 }
 
@@ -372,8 +394,11 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
 // removed what may have been its newest object. A function, not a subquery in the view, so that
 // the planner does not price that rare read into every row of every read of the view (a subquery
 // priced for each of 10,000 jobs made the view cost enough to be JIT-compiled, 0.7 s). It runs
-// where the view runs, with the caller's identity: it answers a caller who may read
-// job_progress_live, job_summary or job_objects, and reads job_objects as that table's owner.
+// where the view runs, with the caller's identity, so it answers only what the caller could read
+// otherwise: a reader of job_progress_live (the view that has the column; views read with their
+// owner's rights) gets it read as job_objects' owner; a reader of job_objects' job_id and
+// updated_at gets it read with its own rights, row-level security included. Anyone else (a
+// reader of job_summary only, which has no such column) gets error 42501.
 S3SCAN_SQL_FUNCTION(s3scan_newest_object_update) {
     if (PG_ARGISNULL(0))
         PG_RETURN_NULL();
@@ -384,22 +409,24 @@ S3SCAN_SQL_FUNCTION(s3scan_newest_object_update) {
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
                         errmsg("table \"job_objects\" does not exist in schema \"%s\"", get_namespace_name(nsp))));
     Oid caller = GetUserId();
-    bool allowed = pg_class_aclcheck(objects, caller, ACL_SELECT) == ACLCHECK_OK;
-    const char *const views[] = {"job_progress_live", "job_summary"};
-    for (const char *view : views) {
-        Oid relid = get_relname_relid(view, nsp);
-        allowed = allowed || (OidIsValid(relid) && pg_class_aclcheck(relid, caller, ACL_SELECT) == ACLCHECK_OK);
-    }
-    if (!allowed)
+    Oid live = get_relname_relid("job_progress_live", nsp);
+    bool as_owner = OidIsValid(live) && pg_class_aclcheck(live, caller, ACL_SELECT) == ACLCHECK_OK;
+    bool as_caller = !as_owner && pg_attribute_aclcheck(objects, column_of_name(objects, "job_id"), caller,
+                                                        ACL_SELECT) == ACLCHECK_OK &&
+                     pg_attribute_aclcheck(objects, column_of_name(objects, "updated_at"), caller, ACL_SELECT) ==
+                         ACLCHECK_OK;
+    if (!as_owner && !as_caller)
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("permission denied for function newest_object_update"),
-                        errdetail("It answers roles that may read job_progress_live, job_summary or job_objects.")));
+                        errdetail("It answers roles that may read job_progress_live, or job_id and updated_at of "
+                                  "job_objects.")));
 
-    Oid saved_user;
-    int saved_context;
-    GetUserIdAndSecContext(&saved_user, &saved_context);
-    SetUserIdAndSecContext(owner_of(objects),
-                           saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    SavedUser saved;
+    int pinned = 0;
+    if (as_owner)
+        run_as_owner_begin(objects, &saved);
+    else
+        pinned = pin_search_path();
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "s3scan_jobs: SPI_connect failed");
     char *sql = psprintf("SELECT pg_catalog.max(jo.updated_at) FROM %s.job_objects jo "
@@ -412,7 +439,10 @@ S3SCAN_SQL_FUNCTION(s3scan_newest_object_update) {
     bool isnull;
     Datum newest = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     SPI_finish();
-    SetUserIdAndSecContext(saved_user, saved_context);
+    if (as_owner)
+        run_as_owner_end(&saved);
+    else
+        unpin_search_path(pinned);
     if (isnull)
         PG_RETURN_NULL();
     return newest;  // timestamptz is passed by value

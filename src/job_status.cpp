@@ -13,7 +13,8 @@
 // (ALTER EXTENSION ... UPDATE, set_counter_maintenance()). Since 1.1 that view
 // reads the per-job counters, so a real-time answer costs a few index probes, not a scan of the
 // job's objects.
-// The hot path makes no SQL catalog query, only syscache and relcache look-ups; every relation is
+// Row-level security on jobs is honoured on both paths: a job the caller's policies hide is not
+// found. The hot path makes no SQL catalog query, only syscache and relcache look-ups; every relation is
 // locked before it is used and a relation dropped meanwhile (DROP EXTENSION) counts as missing.
 #include "pg.hpp"
 
@@ -32,6 +33,14 @@ struct StatusPlans {
     SPIPlanPtr live;
 };
 StatusPlans plans = {InvalidOid, nullptr, nullptr};
+
+// Whether the caller sees the job's row in jobs, for a caller that row-level security applies to
+// (prepared at the first such call, for the schema it was prepared for).
+struct VisiblePlan {
+    Oid nsp;
+    SPIPlanPtr plan;
+};
+VisiblePlan visible_plan = {InvalidOid, nullptr};
 
 const char *const kColumns =
     "job_id, bucket, prefix, execution_arn, created_at, updated_at, total_objects, queued_count, "
@@ -230,6 +239,33 @@ bool read_into(SPIPlanPtr plan, Datum job_id, bool cached, ReturnSetInfo *rsinfo
     return true;
 }
 
+// Row-level security on jobs decides which jobs the caller may ask about, on both paths: the
+// cached read's shortcut and job_progress_live (a view: it reads with its owner's rights) would
+// not apply the caller's policies. When they apply to the caller, the job's row must be visible to
+// it in jobs, read with its own rights (error 42501 without SELECT on jobs; as the executor
+// decides, also when row_security is off). Inside SPI.
+bool job_visible_to_caller(Oid nsp, Datum job_id) {
+    if (visible_plan.nsp != nsp || visible_plan.plan == nullptr) {
+        if (visible_plan.plan != nullptr)
+            SPI_freeplan(visible_plan.plan);
+        visible_plan = {InvalidOid, nullptr};
+        SPIPlanPtr plan = prepare_kept(psprintf("SELECT FROM %s.jobs j WHERE j.job_id OPERATOR(pg_catalog.=) $1",
+                                                quote_identifier(get_namespace_name(nsp))));
+        visible_plan = {nsp, plan};
+    }
+    Datum args[1] = {job_id};
+    int rc = SPI_execute_plan(visible_plan.plan, args, nullptr, true, 1);
+    if (rc != SPI_OK_SELECT)
+        elog(ERROR, "job_status query failed: %s", SPI_result_code_string(rc));
+    return SPI_processed > 0;
+}
+
+// Whether row-level security on nsp.jobs applies to the current user.
+bool jobs_policies_apply(Oid nsp) {
+    Oid jobs = get_relname_relid("jobs", nsp);
+    return OidIsValid(jobs) && check_enable_rls(jobs, InvalidOid, true) == RLS_ENABLED;
+}
+
 void job_status_rows(FunctionCallInfo fcinfo) {
     InitMaterializedSRF(fcinfo, 0);
     if (PG_ARGISNULL(0))
@@ -238,6 +274,15 @@ void job_status_rows(FunctionCallInfo fcinfo) {
     bool real_time = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+
+    if (jobs_policies_apply(nsp)) {
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "SPI_connect failed");
+        bool visible = job_visible_to_caller(nsp, job_id);
+        SPI_finish();
+        if (!visible)
+            return;  // as for a job that does not exist
+    }
 
     CachedRead cached = real_time ? CachedRead::NoCache : read_cached_directly(nsp, job_id, rsinfo);
     if (cached == CachedRead::Hit)

@@ -8,6 +8,8 @@
 // the session does), pin it in C around their bookkeeping.
 #include "refresh.hpp"
 
+#include "pinned_sql.hpp"
+
 #include "settings.hpp"
 
 extern "C" {
@@ -103,6 +105,51 @@ Oid installed_extension_namespace() {
 
 bool counters_installed(Oid nsp) {
     return OidIsValid(get_relname_relid("job_counter_deltas", nsp));
+}
+
+// Takes a lock on relid and on each of its indexes (in the same mode: the planner opens every index
+// of a table it reads, the executor those of a table it writes) if each is free at once.
+static bool relation_and_indexes_lock_free(Oid relid, LOCKMODE mode) {
+    if (!ConditionalLockRelationOid(relid, mode))
+        return false;
+    Relation rel = relation_open(relid, NoLock);
+    List *indexes = RelationGetIndexList(rel);
+    relation_close(rel, NoLock);
+    ListCell *lc;
+    foreach (lc, indexes) {
+        if (!ConditionalLockRelationOid(lfirst_oid(lc), mode))
+            return false;
+    }
+    list_free(indexes);
+    return true;
+}
+
+// Takes the locks a fold needs if they are free at once: a fold that would wait (for DDL, a
+// TRUNCATE or a REINDEX on a table or one of its indexes, or for a refresh or repair folding) is
+// skipped; the next one comes at the next interval, and the worker stays free to refresh, or to
+// skip a refresh, meanwhile. The locks are released at the end of the transaction.
+// Folds and repairs take turns by an EXCLUSIVE lock on job_counters_lock (1.2), which nothing
+// else takes; in 1.1 the turn was an EXCLUSIVE lock on job_counters itself, which a VACUUM or
+// ANALYZE of job_counters (SHARE UPDATE EXCLUSIVE) also holds off: while autovacuum worked on it,
+// every fold was skipped. A database still at 1.1 is folded the 1.1 way.
+bool fold_locks_free(Oid nsp) {
+    struct Needed {
+        const char *relname;
+        LOCKMODE mode;
+    };
+    const char *turn =
+        OidIsValid(get_relname_relid("job_counters_lock", nsp)) ? "job_counters_lock" : "job_counters";
+    const Needed needed[] = {{"jobs", AccessShareLock},
+                             {"job_objects", AccessShareLock},
+                             {turn, ExclusiveLock},
+                             {"job_counters", RowExclusiveLock},
+                             {"job_counter_deltas", RowExclusiveLock}};
+    for (const Needed &n : needed) {
+        Oid relid = get_relname_relid(n.relname, nsp);
+        if (!OidIsValid(relid) || !relation_and_indexes_lock_free(relid, n.mode))
+            return false;
+    }
+    return true;
 }
 
 int64 fold_counters(Oid nsp) {
@@ -201,9 +248,10 @@ static void write_refresh_history(Oid nsp, RefreshOrigin origin, const RefreshRe
 // the pending deltas are folded first: job_progress is computed from the counters, and without
 // the worker (not preloaded) refreshes are what folds them. Not in a REPEATABLE READ or
 // SERIALIZABLE transaction: its snapshot may predate a concurrent fold, whose deleted deltas it
-// could not delete again (a serialization failure); the refresh is as exact without folding.
+// could not delete again (a serialization failure); and not when a lock the fold needs is taken
+// (fold_locks_free): the refresh is as exact without folding.
 static void run_refresh(Oid nsp, RefreshReport *report) {
-    if (counters_installed(nsp) && !IsolationUsesXactSnapshot())
+    if (counters_installed(nsp) && !IsolationUsesXactSnapshot() && fold_locks_free(nsp))
         fold_counters(nsp);
     char *sql = psprintf("REFRESH MATERIALIZED VIEW %s%s", report->concurrent ? "CONCURRENTLY " : "",
                          qualified(nsp, "job_progress"));
@@ -347,19 +395,6 @@ static bool command_refreshes_job_progress(FunctionCallInfo fcinfo, bool at_end,
     *stmt_out = stmt;
     *matview_out = matview;
     return true;
-}
-
-// Pins search_path to pg_catalog, pg_temp until unpin_search_path(level) (or the end of the
-// (sub)transaction, if an error comes first).
-static int pin_search_path() {
-    int level = NewGUCNestLevel();
-    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-                             true, 0, false);
-    return level;
-}
-
-static void unpin_search_path(int level) {
-    AtEOXact_GUC(true, level);
 }
 
 }  // namespace s3scan

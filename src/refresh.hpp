@@ -36,6 +36,10 @@ const char *outcome_name(RefreshOutcome outcome);
 // Whether the installed version has the per-job counters (1.1 and later) in schema nsp.
 bool counters_installed(Oid nsp);
 
+// Takes the locks a fold needs, tables and their indexes, if each is free at once; false (and
+// some of them held until the transaction ends) when one is not.
+bool fold_locks_free(Oid nsp);
+
 // Folds the pending counter deltas (fold_job_counters()); returns how many. Inside SPI, in a
 // transaction with a snapshot.
 int64 fold_counters(Oid nsp);

@@ -153,34 +153,6 @@ PassResult run_pass(int *failures, MemoryContext pass_context) {
     return result;
 }
 
-// Takes the locks a fold needs if they are free at once: a fold that would wait (for DDL or a
-// TRUNCATE on a table, or for a refresh or repair folding) is skipped; the next one comes at the
-// next interval, and the worker stays free to refresh, or to skip a refresh, meanwhile. The
-// locks are released at the end of the pass's transaction.
-// Folds and repairs take turns by an EXCLUSIVE lock on job_counters_lock (1.2), which nothing
-// else takes; in 1.1 the turn was an EXCLUSIVE lock on job_counters itself, which a VACUUM or
-// ANALYZE of job_counters (SHARE UPDATE EXCLUSIVE) also holds off: while autovacuum worked on it,
-// every fold was skipped. A database still at 1.1 is folded the 1.1 way.
-bool fold_locks_free(Oid nsp) {
-    struct Needed {
-        const char *relname;
-        LOCKMODE mode;
-    };
-    const char *turn =
-        OidIsValid(get_relname_relid("job_counters_lock", nsp)) ? "job_counters_lock" : "job_counters";
-    const Needed needed[] = {{"jobs", AccessShareLock},
-                             {"job_objects", AccessShareLock},
-                             {turn, ExclusiveLock},
-                             {"job_counters", RowExclusiveLock},
-                             {"job_counter_deltas", RowExclusiveLock}};
-    for (const Needed &n : needed) {
-        Oid relid = get_relname_relid(n.relname, nsp);
-        if (!OidIsValid(relid) || !ConditionalLockRelationOid(relid, n.mode))
-            return false;
-    }
-    return true;
-}
-
 // After an error in a fold or vacuum pass (each in its own transaction): logs it, aborts the
 // transaction and forgets a cancel, which cancels this pass, not the next one.
 void abandon_pass(MemoryContext pass_context) {

@@ -18,11 +18,16 @@
 //   maintenance switch) write the negation of the pending entries into the table: at commit the
 //   entries cancel it, and if that statement's subtransaction aborts, the negation goes with it.
 // - A long transaction: past kMaxPending entries, they are written as rows, one per command and
-//   job as before 1.3, with their command ids (a snapshot sees exactly what it saw). Inside a
-//   subtransaction the rows are that subtransaction's, and would vanish with it while the changes
-//   of its parents stay: the entries are kept, marked as written by it, until it ends. If it
-//   aborts they are pending again; once the mark reaches the top level they are dropped. Memory
-//   stays bounded, also in a PL/pgSQL loop whose every pass is a subtransaction.
+//   job as before 1.3, with their command ids (a snapshot sees exactly what it saw), except an
+//   entry pending_counter_deltas() has already returned: a cursor or a rescanned subquery may
+//   hold it in a materialized result, so its row gets the current command id, which no snapshot
+//   taken so far sees (an older snapshot that has not read the view yet then misses it: see the
+//   README's limits). Rows written in a subtransaction are that subtransaction's and vanish if it
+//   aborts: an entry is dropped once the subtransaction that wrote it is its own (at once for its
+//   own entries, at the commit of the child that wrote a parent's entry); until then it is kept,
+//   marked, and pending again if the writer aborts. Memory stays bounded (kMaxPending entries per
+//   open subtransaction level), also inside one long subtransaction (an EXCEPTION block, psql's
+//   ON_ERROR_ROLLBACK, a driver's autosave), and a subtransaction's end walks only its own tail.
 // - The list belongs to one transaction (its local transaction id); every end of a transaction
 //   forgets it, its memory goes with TopTransactionContext.
 #include "transaction_deltas.hpp"
@@ -42,6 +47,7 @@ struct PendingDelta {
     CommandId cid;                // the command that made the change
     SubTransactionId subid;       // the subtransaction it belongs to (its parent's once it commits)
     SubTransactionId written_by;  // the subtransaction that wrote it as a row; invalid: not a row
+    bool served;                  // pending_counter_deltas() has returned it to some snapshot
 };
 
 // Past this many entries, they are written out (about 0.7 MB).
@@ -78,11 +84,13 @@ bool is_row(const PendingDelta *item) {
     return item->written_by != InvalidSubTransactionId;
 }
 
-// Drops the entries written by the top level: no abort can take their rows away any more.
-void drop_written_at_top() {
+// Drops the entries written as rows by their own subtransaction (or by a committed child of it):
+// the rows and the changes they count now stand or fall together. Entries of a parent written
+// by a child stay, marked, until the child ends: if it aborts they are pending again.
+void drop_written_by_own() {
     int kept = 0;
     for (int i = 0; i < pending.count; i++) {
-        if (pending.items[i].written_by == TopSubTransactionId)
+        if (pending.items[i].written_by == pending.items[i].subid)
             continue;
         pending.items[kept++] = pending.items[i];
     }
@@ -98,14 +106,23 @@ DeltaTable *open_pending_table() {
     return delta_table_open(pending.relid);
 }
 
-// Writes every entry that is not a row yet as a row, with its own command id, and marks it
-// written by the current subtransaction.
+// The command id a spilled entry's row gets. An entry pending_counter_deltas() never returned
+// keeps its own: every snapshot that would have seen it pending sees the row instead. One it has
+// returned may sit in a snapshot's materialized result (a cursor, a rescanned subquery reuse a
+// function scan's rows): its row gets the current command id, which no snapshot taken so far
+// sees, so no snapshot counts it twice.
+CommandId row_command_id(const PendingDelta *item) {
+    return item->served ? GetCurrentCommandId(true) : item->cid;
+}
+
+// Writes every entry that is not a row yet as a row and marks it written by the current
+// subtransaction; those of the current subtransaction are then dropped (drop_written_by_own).
 void write_entries() {
     DeltaTable *table = open_pending_table();
     if (table != nullptr) {
         for (int i = 0; i < pending.count; i++)
             if (!is_row(&pending.items[i]))
-                delta_table_insert(table, &pending.items[i].row, pending.items[i].cid);
+                delta_table_insert(table, &pending.items[i].row, row_command_id(&pending.items[i]));
         delta_table_close(table);
     }
     SubTransactionId current = GetCurrentSubTransactionId();
@@ -115,8 +132,7 @@ void write_entries() {
             pending.written++;
         }
     }
-    if (current == TopSubTransactionId)
-        drop_written_at_top();
+    drop_written_by_own();
 }
 
 void merge_into(DeltaRow *sum, const DeltaRow *row) {
@@ -253,8 +269,8 @@ void on_subtransaction_event(SubXactEvent event, SubTransactionId subid, SubTran
             item->written_by = parent;
         }
     }
-    if (parent == TopSubTransactionId)
-        drop_written_at_top();
+    if (event == SUBXACT_EVENT_COMMIT_SUB)
+        drop_written_by_own();
 }
 
 // The entries a snapshot sees, for the delta table relid.
@@ -303,6 +319,7 @@ void pending_delta_add(Oid delta_relid, const DeltaRow *row) {
     item->cid = GetCurrentCommandId(true);
     item->subid = GetCurrentSubTransactionId();
     item->written_by = InvalidSubTransactionId;
+    item->served = false;
 }
 
 }  // namespace s3scan
@@ -324,6 +341,7 @@ S3SCAN_SQL_FUNCTION(s3scan_pending_counter_deltas) {
         const PendingDelta *item = &pending.items[i];
         if (is_row(item) || !visible(item, snapshot))
             continue;
+        pending.items[i].served = true;
         const DeltaRow *r = &item->row;
         // Each entry fits: it is one statement's change, checked when it was counted.
         Datum values[9] = {UUIDPGetDatum(&r->job_id),
