@@ -170,7 +170,7 @@ CREATE FUNCTION @extschema@.counter_triggers_as_maintained() RETURNS boolean
          AND t.tgname OPERATOR(pg_catalog.=) e.name
          AND t.tgenabled OPERATOR(pg_catalog.=) e.state;
     END;
-REVOKE ALL ON FUNCTION @extschema@.counter_triggers_as_maintained() FROM PUBLIC;
+-- PUBLIC, as counter_maintenance() is: it reads catalogs everyone may read.
 
 -- Whether job_progress_live (and so job_summary, job_status(id, true) and the refresh) reads the
 -- counters, not the base tables: its rule depends on job_counters.
@@ -187,7 +187,7 @@ CREATE FUNCTION @extschema@.job_progress_live_reads_counters() RETURNS boolean
               AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
               AND d.refobjid OPERATOR(pg_catalog.=) '@extschema@.job_counters'::pg_catalog.regclass::pg_catalog.oid);
     END;
-REVOKE ALL ON FUNCTION @extschema@.job_progress_live_reads_counters() FROM PUBLIC;
+-- PUBLIC, as counter_maintenance() is.
 
 -- True when reads use the counters and the triggers keep them: what repair and verify need.
 CREATE OR REPLACE FUNCTION @extschema@.counter_maintenance() RETURNS boolean

@@ -146,8 +146,11 @@ RESET ROLE;
 
 -- Every function of the extension pins search_path, except the updated_at trigger (a C function
 -- that resolves no name, on the scanner's hottest statement, where the pin would cost ~10% of
--- UPDATE throughput) and the two REFRESH event-trigger functions (C functions that must resolve
--- the command's view as the session does). They must stay the only exceptions, and stay in C.
+-- UPDATE throughput), the two counter triggers (C; the TRUNCATE one pins it around its SQL), the
+-- two REFRESH event-trigger functions and the table DDL event trigger of ddl_command_start (C
+-- functions that must resolve the command's relation as the session does), and the one of
+-- ddl_command_end (C, resolves no name; pins it around its SQL). They must stay the only
+-- exceptions, and stay in C.
 CREATE FUNCTION pg_temp.ext_functions(ext name)
 RETURNS TABLE (fn regprocedure, pins_search_path boolean) LANGUAGE sql AS $$
     SELECT p.oid::regprocedure,
@@ -161,7 +164,8 @@ $$;
 SELECT count(*) >= 3 AS has_functions,
        bool_and(pins_search_path) FILTER (WHERE fn NOT IN ('touch_updated_at()'::regprocedure,
            'on_refresh_command_start()'::regprocedure, 'on_refresh_command_end()'::regprocedure,
-           'count_changes()'::regprocedure, 'count_truncate()'::regprocedure))
+           'count_changes()'::regprocedure, 'count_truncate()'::regprocedure,
+           'on_table_ddl_start()'::regprocedure, 'on_table_ddl_end()'::regprocedure))
            AS all_others_pin_search_path
 FROM pg_temp.ext_functions('s3scan_jobs');
 -- (lists every function that does not, with its language)

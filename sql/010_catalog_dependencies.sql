@@ -83,9 +83,9 @@ SELECT * FROM pg_temp.foreign_dependencies('s3scan_jobs');
 -- (pg_depend records no dependency on pg_catalog's own objects, which are pinned: a
 -- dependency shown here is one on an object someone created.)
 
--- Every function pins search_path but the five documented exceptions (the updated_at trigger,
--- the two REFRESH event triggers, the two counter triggers), and every SECURITY DEFINER
--- function pins it.
+-- Every function pins search_path but the seven documented exceptions (the updated_at trigger,
+-- the two REFRESH event triggers, the two counter triggers, the two table DDL event triggers),
+-- and every SECURITY DEFINER function pins it.
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer, p.proconfig
 FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
 WHERE d.refclassid = 'pg_extension'::regclass

@@ -121,7 +121,7 @@ is($late->{stderr}, '', 'the late writer succeeded');
 $_->quit for ($writer, $updater, $late);
 
 is($node->safe_psql('up', "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'"),
-	'1.3', 'updated to 1.3 (through 1.1 and 1.2)');
+	'1.4', 'updated to 1.4 (through 1.1, 1.2 and 1.3)');
 is($node->safe_psql('up', 'SELECT counter_maintenance()'), 't', 'counter maintenance is on after the update');
 my $recount_up = counters_exact($node, 'up', 'after the update');
 isnt($recount_up, $recount_10, 'the writers\' changes are in the recount');
@@ -187,7 +187,7 @@ counters_exact($node, 'up_rr', 'an update started in repeatable read');
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION s3scan_jobs');
 is($node->safe_psql('fresh', "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'"),
-	'1.3', 'a fresh install is 1.3');
+	'1.4', 'a fresh install is 1.4');
 
 # pg_dump --schema-only --binary-upgrade: every member of the extension, with its definition,
 # owner, grants, trigger states; OIDs (which differ between any two databases) taken out.
@@ -238,7 +238,7 @@ my $dump_fresh = schema_dump('fresh');
 like($dump_fresh, qr/CREATE TABLE public\.job_counter_deltas/, 'the dump lists the extension\'s members');
 unlike($dump_fresh, qr/'1\d{4,}'/, 'no OID left in the compared dump');
 ok($dump_up eq $dump_fresh,
-	'pg_dump --schema-only --binary-upgrade: 1.0 + UPDATE equals a fresh 1.3')
+	'pg_dump --schema-only --binary-upgrade: 1.0 + UPDATE equals a fresh 1.4')
   or diag(show_diff('dump_updated.sql', $dump_up, 'dump_fresh.sql', $dump_fresh));
 
 # The same from the catalogs, independently of pg_dump.
@@ -279,7 +279,7 @@ my $cat_up    = $node->safe_psql('up',    $catalog_sql);
 my $cat_fresh = $node->safe_psql('fresh', $catalog_sql);
 like($cat_fresh, qr/^trigger: job_objects job_objects_count_inserts A /m,
 	'the counter triggers are ENABLE ALWAYS');
-ok($cat_up eq $cat_fresh, 'catalogs: 1.0 + UPDATE equals a fresh 1.3 (members, definitions, grants)')
+ok($cat_up eq $cat_fresh, 'catalogs: 1.0 + UPDATE equals a fresh 1.4 (members, definitions, grants)')
   or diag(show_diff('catalog_updated.txt', $cat_up, 'catalog_fresh.txt', $cat_fresh));
 
 # The comparisons see a difference: a trigger disabled in one database.
@@ -310,7 +310,7 @@ for my $case (['v11_on', 1, '1.1'], ['v11_off', 0, '1.1'], ['v12_on', 1, '1.2'])
 
 	$node->safe_psql($db, 'ALTER EXTENSION s3scan_jobs UPDATE');
 	is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'"),
-		'1.3', "$db: updated to 1.3");
+		'1.4', "$db: updated to 1.4");
 	is( $node->safe_psql(
 			$db, "SELECT count(*) FROM pg_trigger
 			      WHERE tgname LIKE '%count%' AND tgnargs = 2
@@ -359,7 +359,7 @@ COMMIT;
 }), 't|0', "$db: inside a writing transaction, pending deltas counted and verify finds nothing");
 	counters_exact($node, $db, "$db: after that transaction");
 	my $cat = $node->safe_psql($db, $catalog_sql);
-	ok($cat eq $cat_fresh, "$db: catalogs: $from + UPDATE equals a fresh 1.3")
+	ok($cat eq $cat_fresh, "$db: catalogs: $from + UPDATE equals a fresh 1.4")
 	  or diag(show_diff("catalog_$db.txt", $cat, 'catalog_fresh.txt', $cat_fresh));
 }
 
