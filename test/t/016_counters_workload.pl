@@ -17,6 +17,11 @@
 # - after the load: the same checks, job_progress after a refresh, and that the checks do fail
 #   on a wrong counter or a stray delta (then repaired by repair_job_counters());
 # - s3scan_jobs.fold_interval: folding happens between refreshes, and 0 leaves it to refreshes.
+#
+# The load deletes and re-creates jobs at random, so it may leave any job deleted or empty.
+# Nothing writes after it; each check after the load that needs a job with rows writes them
+# itself first (own_rows(): it re-creates job 1 if needed and adds objects in every status and
+# findings under keys of its own), so none depends on what the load left behind.
 
 use strict;
 use warnings;
@@ -48,7 +53,7 @@ $node->start;
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 $node->safe_psql($db, 'CREATE EXTENSION s3scan_jobs');
 is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'"),
-	'1.3', 'the extension is at version 1.3');
+	'1.4', 'the extension is at version 1.4');
 is($node->safe_psql($db, 'SELECT counter_maintenance()'), 't', 'counter maintenance is on');
 
 my $J = job_uuid_sql('j');
@@ -208,19 +213,78 @@ cmp_ok(scalar(keys %counter_states), '>=', $snapshots / 2,
 
 # --- after the load ------------------------------------------------------------------------------
 
-counters_exact($node, $db, 'after the load, folded');
-my $recount = $node->safe_psql($db, recount_sql());
-my @rows = split /\n/, $recount;
-cmp_ok(scalar(grep { (split /\|/)[1] > 0 } @rows), '>', 0, 'jobs have objects after the load');
-for my $i (2 .. 5)
+my $j1     = job_uuid_sql(1);
+my $j1_txt = 'dddddddd-0000-4000-8000-000000000001';
+
+# Job $n (re-created when the load left it deleted) gets $per objects in each of the four statuses
+# and $nf findings, under keys of the test's own ("tap-$tag-..."), in one transaction.
+sub own_rows
 {
-	cmp_ok(scalar(grep { (split /\|/)[$i] > 0 } @rows),
-		'>', 0, "some job has objects in status column $i");
+	my ($n, $tag, $per, $nf) = @_;
+	my $job = job_uuid_sql($n);
+	$node->safe_psql(
+		$db, qq{
+BEGIN;
+INSERT INTO jobs (job_id, bucket, prefix) VALUES ($job, 'b', 'p/') ON CONFLICT DO NOTHING;
+INSERT INTO job_objects (job_id, bucket, key, etag, status)
+SELECT $job, 'b', 'tap-$tag-' || s || '-' || g, CASE WHEN g % 2 = 0 THEN NULL ELSE 'e' END, s
+FROM unnest(ARRAY['queued','processing','succeeded','failed']) s, generate_series(1, $per) g;
+INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, byte_offset)
+SELECT $job, 'b', 'tap-$tag', 'e', 'tap', '***', g FROM generate_series(1, $nf) g;
+COMMIT;});
+	return;
 }
+
+# The counts of job 1 (total, queued, processing, succeeded, failed, findings) as the real-time
+# read returns them, as a list.
+sub j1_counts
+{
+	return split /\|/, $node->safe_psql($db,
+		"SELECT total_objects, queued_count, processing_count, succeeded_count, failed_count,
+                total_findings FROM job_status($j1, true)");
+}
+
+# The recount's row of job 1 (job_id to total_findings) and job 1's row of job_counters alone.
+sub j1_recount
+{
+	my ($line) = grep { /^\Q$j1_txt\E\|/ } split /\n/, $node->safe_psql($db, recount_sql());
+	return join('|', (split /\|/, $line // '', -1)[ 0 .. 6 ]);
+}
+
+sub j1_counter_row
+{
+	return $node->safe_psql($db,
+		"SELECT concat_ws('|', job_id, total_objects, queued_count, processing_count,
+                          succeeded_count, failed_count, total_findings)
+         FROM job_counters WHERE job_id = $j1");
+}
+
+# Rows changed by an UPDATE (run as "WITH u AS (UPDATE ... RETURNING 1) SELECT count(*) FROM u").
+sub rows_updated
+{
+	my ($update) = @_;
+	return $node->safe_psql($db, "WITH u AS ($update RETURNING 1) SELECT count(*) FROM u");
+}
+
+counters_exact($node, $db, 'after the load, folded');
+
+# Whatever the load left of job 1 (nothing, or any rows), the test's own rows are counted exactly:
+# the real-time counts move by what it adds, and the checks below see every status and findings.
+$node->safe_psql($db,
+	"INSERT INTO jobs (job_id, bucket, prefix) VALUES ($j1, 'b', 'p/') ON CONFLICT DO NOTHING");
+my @before = j1_counts();
+own_rows(1, 'after', 3, 2);
+my @after = j1_counts();
+is(join('|', map { $after[$_] - $before[$_] } 0 .. 5),
+	join('|', 4 * 3, 3, 3, 3, 3, 2),
+	'job 1, as the load left it: job_status(id, true) counts the rows the test adds exactly')
+  or diag("before: @before; after: @after");
+counters_exact($node, $db, "after the load, with the test's own rows");
 
 ok(defined wait_for($node, $db, "SELECT outcome = 'refreshed' FROM refresh_job_progress()"),
 	'a refresh');
 is(matview_diffs($node, $db), '', 'job_progress after the refresh equals the recount');
+my @rows = split /\n/, $node->safe_psql($db, recount_sql());
 is( $node->safe_psql(
 		$db, "SELECT s.job_id, s.total_objects, s.queued_count, s.processing_count, s.succeeded_count,
        s.failed_count, s.total_findings, s.progress_percent
@@ -230,8 +294,8 @@ FROM jobs j CROSS JOIN LATERAL job_status(j.job_id) s WHERE s.data_source = 'cac
 
 # --- the checks can fail -------------------------------------------------------------------------
 
-my $j1 = job_uuid_sql(1);
-$node->safe_psql($db, "INSERT INTO jobs (job_id, bucket) VALUES ($j1, 'b') ON CONFLICT DO NOTHING");
+# Job 1 exists and has objects and findings (so a counter row to make wrong), whatever the load did.
+own_rows(1, 'tamper', 2, 2);
 $node->safe_psql($db,
 	"INSERT INTO job_counter_deltas (job_id, total_objects, queued_count, processing_count,
         succeeded_count, failed_count, total_findings, last_object_update_recheck)
@@ -243,12 +307,14 @@ $node->safe_psql($db, 'SELECT fold_job_counters()');
 isnt(verify_rows($node, $db), '', 'a stray delta, folded: verify_job_counters() finds it');
 is($node->safe_psql($db, "SELECT repair_job_counters($j1)"), '1', 'repair_job_counters(job)');
 counters_exact($node, $db, 'after repairing the stray delta');
-$node->safe_psql($db,
+my $changed = rows_updated(
 	"UPDATE job_counters SET failed_count = failed_count + 2, total_findings = total_findings - 1
      WHERE job_id = $j1");
+die "job 1 has objects and findings, yet no row of job_counters: $changed rows changed"
+  unless $changed eq '1';
 ($diffs) = counter_diffs($node, $db);
 ok(scalar(@$diffs) >= 2, 'a wrong counter: the recount comparison finds the difference');
-my $v = verify_rows($node, $db, 'dddddddd-0000-4000-8000-000000000001');
+my $v = verify_rows($node, $db, $j1_txt);
 ok(scalar(split /\n/, $v) == 2 && $v =~ /fail/ && $v =~ /finding/,
 	'a wrong counter: verify_job_counters(job) returns one row per wrong column')
   or diag($v);
@@ -260,6 +326,9 @@ counters_exact($node, $db, 'after repairing the wrong counter');
 
 # --- s3scan_jobs.fold_interval -------------------------------------------------------------------
 
+# Objects of the test's own in job 1, in every status: each status update below changes some of
+# them (and so makes deltas), whatever the load left.
+own_rows(1, 'fold', 4, 0);
 $node->append_conf('postgresql.conf', "s3scan_jobs.refresh_interval = '1h'\n");
 $node->reload;
 ok(defined wait_for($node, $db, "SHOW s3scan_jobs.refresh_interval", '1h'), 'refresh every hour');
@@ -267,22 +336,32 @@ ok(defined wait_for($node, $db, "SHOW s3scan_jobs.refresh_interval", '1h'), 'ref
 ok(defined wait_for($node, $db, "SELECT state = 'idle' FROM refresh_worker_status WHERE database = '$db'"),
 	'the worker is idle');
 my $hist = $node->safe_psql($db, 'SELECT count(*) FROM refresh_history');
-$node->safe_psql($db, "UPDATE job_objects SET status = 'succeeded' WHERE job_id = $j1 AND key LIKE 'k1%'");
+my $moved = rows_updated(
+	"UPDATE job_objects SET status = 'succeeded'
+     WHERE job_id = $j1 AND key LIKE 'tap-fold-%' AND status <> 'succeeded'");
+die "no object of the test's own changed status: $moved" unless $moved > 0;
 ok(defined wait_for($node, $db, 'SELECT count(*) = 0 FROM job_counter_deltas'),
 	'with refreshes an hour apart, the worker still folds (fold_interval)');
+is(j1_counter_row(), j1_recount(),
+	"... job_counters alone (nothing pending) counts the $moved objects the update changed");
 is($node->safe_psql($db, 'SELECT count(*) FROM refresh_history'), $hist, '... and did not refresh');
 
 $node->append_conf('postgresql.conf', "s3scan_jobs.fold_interval = 0\n");
 $node->reload;
 ok(defined wait_for($node, $db, "SHOW s3scan_jobs.fold_interval", '0'), 'fold_interval = 0');
-$node->safe_psql($db, "UPDATE job_objects SET status = 'failed' WHERE job_id = $j1 AND key LIKE 'k2%'");
+$moved = rows_updated(
+	"UPDATE job_objects SET status = 'failed'
+     WHERE job_id = $j1 AND key LIKE 'tap-fold-%' AND status <> 'failed'");
+die "no object of the test's own changed status: $moved" unless $moved > 0;
 ok( stays_true(
 		sub { $node->safe_psql($db, 'SELECT count(*) > 0 FROM job_counter_deltas') eq 't' },
 		3, 'deltas stay pending'),
 	'fold_interval = 0: no fold between refreshes');
+isnt(j1_counter_row(), j1_recount(), '... job_counters alone does not count the update yet');
 counters_exact($node, $db, 'with pending deltas');
 $node->safe_psql($db, 'SELECT refresh_job_progress()');
 is($node->safe_psql($db, 'SELECT count(*) FROM job_counter_deltas'), '0', 'a refresh folds first');
+is(j1_counter_row(), j1_recount(), '... into job_counters');
 is(matview_diffs($node, $db), '', 'job_progress equals the recount');
 counters_exact($node, $db, 'at the end');
 
