@@ -13,6 +13,11 @@
 #     100K jobs). Since 1.2 the turn is a lock on job_counters_lock; a session holding SHARE
 #     UPDATE EXCLUSIVE on job_counters stands for the vacuum, and changes are folded within 2 s.
 #     A session holding the turn itself still keeps folds out, and they resume once it lets go.
+# (d) Nor does a REINDEX of an index a fold reads through (1.4): REINDEX INDEX jobs_pkey in an
+#     open transaction holds that index ACCESS EXCLUSIVE, and the fold, which probed only the
+#     tables' locks, then waited for it inside its transaction: no fold and no refresh until the
+#     REINDEX committed. Now the fold probes the indexes too and skips: the worker waits for no
+#     lock meanwhile, and folds as soon as the REINDEX is done.
 
 use strict;
 use warnings;
@@ -113,6 +118,21 @@ ok(!defined wait_for($node, $db, $no_pending, 't', 1), '(c) while another sessio
 $turn->query_safe('COMMIT');
 $turn->quit;
 ok(defined wait_for($node, $db, $no_pending, 't', 2), '(c) once the turn is free, the change is folded');
+
+# --- (d) a REINDEX of an index the fold reads through ---------------------------------------------
+my $worker = worker_pid($node, $db);
+ok(defined $worker, '(d) the worker serves the database');
+my $reindexer = $node->background_psql($db);
+$reindexer->query_safe('BEGIN; REINDEX INDEX jobs_pkey');
+# (A status change checks no foreign key, so it needs no index of jobs.)
+$node->safe_psql($db, "UPDATE job_objects SET status = 'failed' WHERE job_id = $J AND key = 'k2998'");
+my $waits = "SELECT count(*) FROM pg_locks WHERE pid = $worker AND NOT granted";
+ok( stays_true(sub { $node->safe_psql($db, $waits) eq '0' }, 3, 'the worker waits for no lock'),
+	'(d) during the REINDEX the worker waits for no lock (its folds are skipped)');
+is($node->safe_psql($db, 'SELECT count(*) > 0 FROM job_counter_deltas'), 't', '(d) meanwhile the change stays pending');
+$reindexer->query_safe('COMMIT');
+$reindexer->quit;
+ok(defined wait_for($node, $db, $no_pending, 't', 2), '(d) once the REINDEX commits, the change is folded');
 
 counters_exact($node, $db, 'after all cases');
 
