@@ -1,6 +1,7 @@
-# Sourced by the smaller bench scripts (write_parts.sh, pending_reads.sh, own_deltas_reads.sh):
-# builds and installs the extension, and runs a throwaway server as the user postgres in a
-# temporary directory (Unix socket only), stopped and removed when the script exits.
+# Sourced by the smaller bench scripts (write_parts.sh, pending_reads.sh, own_deltas_reads.sh,
+# subtransaction_deltas.sh): builds and installs the extension, and runs a throwaway server as the
+# user postgres in a temporary directory (Unix socket only), stopped and removed when the script
+# exits.
 #
 # The sourcing script sets REPO, PGBIN and PORT first, then calls:
 #   build_and_install                   make and make install (as root), unless BENCH_SKIP_BUILD=1
