@@ -14,7 +14,7 @@
 //   counting the base tables (notice_counter_trigger_changes()) until set_counter_maintenance(true)
 //   restores the triggers and rebuilds the counters. Both event triggers are ENABLE ALWAYS: they
 //   fire under session_replication_role = replica too. Neither acts inside CREATE or ALTER
-//   EXTENSION, whose scripts build these objects step by step.
+//   EXTENSION, whose scripts build these objects step by step, or in pg_upgrade's restore.
 // - require_counted_tables_idle(): repair_job_counters() refuses to run inside a statement that
 //   reads or changes job_objects or findings (a writable WITH, a trigger, a query over the table):
 //   its recount would see that statement's changes, which the statement's counter trigger then
@@ -174,7 +174,7 @@ void notice_counter_trigger_changes(Oid nsp) {
 
 S3SCAN_SQL_FUNCTION(s3scan_on_table_ddl_start) {
     EventTriggerData *trigdata = event_trigger_data(fcinfo);
-    if (creating_extension || trigdata->parsetree == nullptr)
+    if (creating_extension || IsBinaryUpgrade || trigdata->parsetree == nullptr)
         PG_RETURN_VOID();
     Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
     bool internal_change;
@@ -186,7 +186,7 @@ S3SCAN_SQL_FUNCTION(s3scan_on_table_ddl_start) {
 
 S3SCAN_SQL_FUNCTION(s3scan_on_table_ddl_end) {
     (void) event_trigger_data(fcinfo);
-    if (creating_extension)
+    if (creating_extension || IsBinaryUpgrade)
         PG_RETURN_VOID();
     Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
     refuse_inheritance(nsp);
