@@ -34,9 +34,10 @@
 
 -- The library ------------------------------------------------------------------------------------
 
--- A server that preloads the library (shared_preload_libraries) keeps the one it started with:
--- installing 1.4's files does not replace it until a restart, and this script's C functions would
--- not be found. Say so before anything changes.
+-- A server that preloads the library (shared_preload_libraries) keeps the one it started with,
+-- and a session that has loaded it keeps it too: installing 1.4's files does not replace it until
+-- a restart (or a new session), and this script's C functions would not be found. Say so before
+-- anything changes.
 DO $library$
 BEGIN
     CREATE FUNCTION pg_temp.s3scan_jobs_library_probe() RETURNS event_trigger
@@ -45,8 +46,12 @@ BEGIN
 EXCEPTION WHEN undefined_function THEN
     RAISE EXCEPTION 'the s3scan_jobs library loaded in this server is older than version 1.4'
         USING ERRCODE = '55000', DETAIL = SQLERRM,
-              HINT = 'The server preloads it (shared_preload_libraries): restart the server after installing '
-                     's3scan_jobs 1.4, then run ALTER EXTENSION s3scan_jobs UPDATE again.';
+              HINT = CASE WHEN pg_catalog.strpos(pg_catalog.current_setting('shared_preload_libraries'),
+                                                 's3scan_jobs') OPERATOR(pg_catalog.>) 0
+                          THEN 'The server preloads it (shared_preload_libraries): restart the server after '
+                               'installing s3scan_jobs 1.4, then run ALTER EXTENSION s3scan_jobs UPDATE again.'
+                          ELSE 'This session loaded it before s3scan_jobs 1.4 was installed: run ALTER EXTENSION '
+                               's3scan_jobs UPDATE in a new session.' END;
 END
 $library$;
 

@@ -411,10 +411,12 @@ S3SCAN_SQL_FUNCTION(s3scan_newest_object_update) {
     Oid caller = GetUserId();
     Oid live = get_relname_relid("job_progress_live", nsp);
     bool as_owner = OidIsValid(live) && pg_class_aclcheck(live, caller, ACL_SELECT) == ACLCHECK_OK;
-    bool as_caller = !as_owner && pg_attribute_aclcheck(objects, column_of_name(objects, "job_id"), caller,
-                                                        ACL_SELECT) == ACLCHECK_OK &&
-                     pg_attribute_aclcheck(objects, column_of_name(objects, "updated_at"), caller, ACL_SELECT) ==
-                         ACLCHECK_OK;
+    // (pg_attribute_aclcheck() looks at column grants only: a table-level SELECT counts too.)
+    bool as_caller = !as_owner && (pg_class_aclcheck(objects, caller, ACL_SELECT) == ACLCHECK_OK ||
+                                   (pg_attribute_aclcheck(objects, column_of_name(objects, "job_id"), caller,
+                                                          ACL_SELECT) == ACLCHECK_OK &&
+                                    pg_attribute_aclcheck(objects, column_of_name(objects, "updated_at"), caller,
+                                                          ACL_SELECT) == ACLCHECK_OK));
     if (!as_owner && !as_caller)
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("permission denied for function newest_object_update"),

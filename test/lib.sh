@@ -6,6 +6,9 @@ PG_BIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}  # another (relocated) copy 
 PG_CONFIG=$PG_BIN/pg_config
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron libipc-run-perl make g++"
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The checkout's git history, for the test that builds an earlier version (021); the suites run in
+# a copy without .git.
+[ -d "$REPO/.git" ] && export S3SCAN_GIT_DIR=${S3SCAN_GIT_DIR:-$REPO}
 
 log() { printf '\n==> %s\n' "$*"; }
 
