@@ -235,7 +235,8 @@ BEGIN
         PERFORM @extschema@.stop_reading_counters();
         RAISE WARNING 'the counter triggers of s3scan_jobs were changed outside set_counter_maintenance(): '
                       'job_summary, job_status and refreshes count the base tables until it runs again'
-            USING HINT = 'SELECT set_counter_maintenance(true) restores the triggers and rebuilds the counters.';
+            USING HINT = 'SELECT set_counter_maintenance(true) restores the ten counter triggers (not others a '
+                         'DISABLE TRIGGER ALL turned off) and rebuilds the counters.';
     END IF;
 END
 $body$;
@@ -253,6 +254,7 @@ CREATE OR REPLACE FUNCTION @extschema@.set_counter_maintenance(enabled boolean) 
 DECLARE
     how pg_catalog.text := CASE WHEN enabled THEN 'ENABLE ALWAYS' ELSE 'DISABLE' END;
     how_replicated pg_catalog.text := CASE WHEN enabled THEN 'ENABLE REPLICA' ELSE 'DISABLE' END;
+    missing pg_catalog.text;
 BEGIN
     IF enabled IS NULL THEN
         RAISE EXCEPTION 'set_counter_maintenance() takes true or false, not null' USING ERRCODE = '22004';
@@ -267,6 +269,23 @@ BEGIN
     LOCK TABLE @extschema@.jobs IN ACCESS SHARE MODE;
     LOCK TABLE @extschema@.job_objects, @extschema@.findings IN SHARE ROW EXCLUSIVE MODE;
     LOCK TABLE @extschema@.job_counters_lock IN EXCLUSIVE MODE;
+    -- A counter trigger renamed or dropped by hand: say which, rather than fail in ALTER TABLE.
+    SELECT pg_catalog.string_agg(e.name, ', ' ORDER BY e.name) INTO missing
+    FROM (VALUES ('job_objects_count_inserts'::pg_catalog.text), ('job_objects_count_updates'),
+                 ('job_objects_count_deletes'), ('job_objects_count_truncate'), ('job_objects_count_replicated'),
+                 ('findings_count_inserts'), ('findings_count_updates'), ('findings_count_deletes'),
+                 ('findings_count_truncate'), ('findings_count_replicated')) AS e (name)
+    WHERE NOT EXISTS (
+        SELECT FROM pg_catalog.pg_trigger t
+        WHERE t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY['@extschema@.job_objects'::pg_catalog.regclass,
+                                                        '@extschema@.findings'::pg_catalog.regclass]::pg_catalog.oid[])
+          AND t.tgname OPERATOR(pg_catalog.=) e.name::pg_catalog.name);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'counter triggers of s3scan_jobs are missing: %', missing
+            USING ERRCODE = '55000',
+                  HINT = 'Rename a renamed one back (ALTER TRIGGER ... RENAME TO ...). A dropped one is recreated '
+                         'by dropping and creating the extension (after saving its tables'' data).';
+    END IF;
     IF NOT enabled THEN
         PERFORM @extschema@.stop_reading_counters();
     END IF;
@@ -299,9 +318,10 @@ CREATE FUNCTION @extschema@.on_table_ddl_end() RETURNS event_trigger
 REVOKE ALL ON FUNCTION @extschema@.on_table_ddl_start() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.on_table_ddl_end() FROM PUBLIC;
 
--- The internal tables keep their columns and names.
+-- The internal tables keep their columns and names, and their indexes their names (the folds
+-- name job_counters_pkey).
 CREATE EVENT TRIGGER s3scan_jobs_table_ddl_start ON ddl_command_start
-    WHEN TAG IN ('ALTER TABLE')
+    WHEN TAG IN ('ALTER TABLE', 'ALTER INDEX')
     EXECUTE FUNCTION @extschema@.on_table_ddl_start();
 -- No inheritance or partitioning; counter triggers changed outside set_counter_maintenance().
 CREATE EVENT TRIGGER s3scan_jobs_table_ddl_end ON ddl_command_end

@@ -1,10 +1,11 @@
 // What the extension refuses or notices of what is done to its tables, so that no DDL or statement
 // leaves the per-job counters silently wrong:
-// - on_table_ddl_start() (event trigger, ddl_command_start, ALTER TABLE): the internal tables
-//   (job_counter_deltas, job_counters, job_counters_lock) keep their columns and names: the
-//   counter triggers write job_counter_deltas' rows directly, in its layout, and the SQL folds and
-//   repairs name every column. Storage settings, statistics, replica identity, owner and the like
-//   are allowed.
+// - on_table_ddl_start() (event trigger, ddl_command_start, ALTER TABLE and ALTER INDEX): the
+//   internal tables (job_counter_deltas, job_counters, job_counters_lock) keep their columns and
+//   names, and their indexes their names: the counter triggers write job_counter_deltas' rows
+//   directly, in its layout, and the SQL folds and repairs name every column and
+//   job_counters_pkey. Storage settings, statistics, replica identity, owner and the like are
+//   allowed.
 // - on_table_ddl_end() (event trigger, ddl_command_end: ALTER/CREATE [FOREIGN] TABLE, DROP/ALTER
 //   TRIGGER): jobs, job_objects and findings take no part in inheritance or partitioning (a
 //   child's rows would not be counted, yet a parent-level UPDATE or DELETE would subtract them);
@@ -22,6 +23,7 @@
 #include "pinned_sql.hpp"
 
 extern "C" {
+#include "catalog/index.h"
 #include "catalog/pg_inherits.h"
 #include "nodes/parsenodes.h"
 }
@@ -63,7 +65,7 @@ bool harmless_on_internal_table(AlterTableType subtype) {
 
 void refuse_internal_change(Oid relid) {
     ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                    errmsg("cannot change the columns or the name of table \"%s\"", get_rel_name(relid)),
+                    errmsg("cannot change the columns or the names of table \"%s\" or its indexes", get_rel_name(relid)),
                     errdetail("It is internal to s3scan_jobs, whose counters write and read it in this layout."),
                     errhint("Storage parameters, statistics, replica identity, tablespace and owner may be changed; "
                             "indexes may be added.")));
@@ -82,15 +84,19 @@ Oid altered_relation(Node *parsetree, bool *internal_change) {
         }
         return RangeVarGetRelid(stmt->relation, NoLock, true);
     }
-    if (IsA(parsetree, RenameStmt) && ((RenameStmt *) parsetree)->relation != nullptr) {
-        *internal_change = true;
-        return RangeVarGetRelid(((RenameStmt *) parsetree)->relation, NoLock, true);
-    }
-    if (IsA(parsetree, AlterObjectSchemaStmt) && ((AlterObjectSchemaStmt *) parsetree)->relation != nullptr) {
-        *internal_change = true;
-        return RangeVarGetRelid(((AlterObjectSchemaStmt *) parsetree)->relation, NoLock, true);
-    }
-    return InvalidOid;
+    RangeVar *renamed = nullptr;
+    if (IsA(parsetree, RenameStmt))
+        renamed = ((RenameStmt *) parsetree)->relation;
+    else if (IsA(parsetree, AlterObjectSchemaStmt))
+        renamed = ((AlterObjectSchemaStmt *) parsetree)->relation;
+    if (renamed == nullptr)
+        return InvalidOid;
+    *internal_change = true;
+    // An index is renamed for its table: the folds name job_counters_pkey.
+    Oid relid = RangeVarGetRelid(renamed, NoLock, true);
+    if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_INDEX)
+        relid = IndexGetRelation(relid, true);
+    return relid;
 }
 
 EventTriggerData *event_trigger_data(FunctionCallInfo fcinfo) {
