@@ -239,11 +239,12 @@ bool read_into(SPIPlanPtr plan, Datum job_id, bool cached, ReturnSetInfo *rsinfo
     return true;
 }
 
-// Row-level security on jobs decides which jobs the caller may ask about, on both paths: the
-// cached read's shortcut and job_progress_live (a view: it reads with its owner's rights) would
-// not apply the caller's policies. When they apply to the caller, the job's row must be visible to
-// it in jobs, read with its own rights (error 42501 without SELECT on jobs; as the executor
-// decides, also when row_security is off). Inside SPI.
+// Row-level security on jobs decides which jobs the caller may ask about, on both paths. The
+// cached read alone would apply it (no shortcut under policies; its SQL plan joins jobs with the
+// caller's rights), but a job it does not find is answered in real time from job_progress_live, a
+// view, which reads with its owner's rights. So when policies apply to the caller, the job's row
+// must first be visible to it in jobs, read with its own rights (error 42501 without SELECT on
+// jobs; as the executor decides, also when row_security is off). Inside SPI.
 bool job_visible_to_caller(Oid nsp, Datum job_id) {
     if (visible_plan.nsp != nsp || visible_plan.plan == nullptr) {
         if (visible_plan.plan != nullptr)
