@@ -1,33 +1,29 @@
 #!/usr/bin/env bash
-# s3scan_jobs against the scanner system's own schema (issue 8, point 5): every read the clients
-# and the design note run, side by side on the same data, and what each index the extension adds
-# for them costs the clients' writes. Not part of the test suite.
+# s3scan_jobs against the scanner system's own schema: every read the clients and the design note
+# run, side by side on the same data, and what each index the extension adds for them costs the
+# clients' writes. Not part of the test suite.
 #
-#   test/bench/compare_system.sh [quick|full]
+#   sudo test/bench/compare_system.sh [quick|full]
 #
 #   full   10M objects, 1M findings, 3,000 jobs (one of 1M objects); 20-30 minutes on 2 cores
-#   quick  0.3M objects, 30K findings, 300 jobs (one of 100K objects); a few minutes, to try it
+#   quick  0.3M objects, 30K findings, 300 jobs (one of 100K objects); about 2 minutes, to try it
 #
-# One throwaway server (as the user postgres, in a temporary directory, Unix socket only), two
-# databases with the same rows: "system", built by shared/reference/existing-deployment.sql as
-# it is (test/fixtures/existing-deployment.sql, the same file), and "ext", built by
-# CREATE EXTENSION s3scan_jobs. Reads alternate between the two in chunks; writes alternate
-# between the extension's indexes present and dropped. Writes
-# test/bench/results/<date>-compare-system[-quick].md.
-# Environment: BENCH_PORT (default 55498), S3SCAN_PG_BIN (PostgreSQL 15 bin directory, default
-# /usr/lib/postgresql/15/bin), BENCH_SKIP_BUILD=1 (use the installed extension), BENCH_KEEP=1.
-# See test/bench/README.md ("Against the scanner system's schema").
+# One throwaway server (throwaway_server.sh), two databases with the same rows: "system", built by
+# test/fixtures/existing-deployment.sql as it is, and "ext", built by CREATE EXTENSION
+# s3scan_jobs. Reads alternate between the two in chunks; writes alternate between the extension's
+# indexes present and dropped. Writes
+# test/bench/results/<date>-compare-system-<scale>-<version>-<revision>.md.
+# Environment: BENCH_PORT (default 55498), BENCH_SKIP_BUILD=1, BENCH_KEEP=1, BENCH_RESULTS,
+# S3SCAN_PG_BIN (throwaway_server.sh). See test/bench/README.md ("Against the scanner system's
+# schema").
 
 set -euo pipefail
 
 SCALE=${1:-quick}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
 SQL=$HERE/sql
-PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}
-PORT=${BENCH_PORT:-55498}
-DATE=$(date +%Y-%m-%d)
-RESULTS=$HERE/results
+. "$HERE/throwaway_server.sh"
+bench_init compare_system 55498
 SYSTEM_DDL=$REPO/test/fixtures/existing-deployment.sql
 
 case $SCALE in
@@ -36,14 +32,12 @@ full)
     CHUNKS=6 FAST_BUDGET_MS=600 FAST_MAX=300 SLOW_CHUNKS=3
     W_DURATION=8 W_ROUNDS=2 W_CLIENTS=8 W_THREADS=2 REFRESH_PAIRS=3
     SHARED_BUFFERS=2GB
-    OUT_MD=$RESULTS/$DATE-compare-system.md
     ;;
 quick)
     JOBS=300 BIG=100000 SMALL=1000 AVG=600 EVERY=10
     CHUNKS=2 FAST_BUDGET_MS=200 FAST_MAX=100 SLOW_CHUNKS=2
     W_DURATION=2 W_ROUNDS=1 W_CLIENTS=8 W_THREADS=2 REFRESH_PAIRS=1
     SHARED_BUFFERS=512MB
-    OUT_MD=$RESULTS/$DATE-compare-system-quick.md
     ;;
 *)
     echo "usage: $0 [quick|full]" >&2
@@ -51,62 +45,19 @@ quick)
     ;;
 esac
 
-START_TIME=$SECONDS
-say() { printf '[compare %4ds] %s\n' $((SECONDS - START_TIME)) "$*"; }
-die() { printf '[compare] ERROR: %s\n' "$*" >&2; exit 1; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-
 LOAD_START="$(nproc) cores, load average $(loadavg) (1, 5, 15 min)"
 say "machine at start: $LOAD_START"
-[ -x "$PGBIN/postgres" ] || die "no PostgreSQL 15 in $PGBIN (set S3SCAN_PG_BIN)"
 [ -f "$SYSTEM_DDL" ] || die "missing $SYSTEM_DDL"
 cmp -s "$SYSTEM_DDL" "$REPO/../shared/reference/existing-deployment.sql" 2>/dev/null ||
     [ ! -f "$REPO/../shared/reference/existing-deployment.sql" ] ||
     say "note: $SYSTEM_DDL differs from shared/reference/existing-deployment.sql"
 
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    say "building and installing the extension into $PGBIN/.."
-    log_file=$(mktemp /tmp/s3scan-compare-build.XXXXXX)
-    { make -C "$REPO" PG_CONFIG="$PGBIN/pg_config" -j"$(nproc)" &&
-      make -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install; } >"$log_file" 2>&1 ||
-        { tail -n 40 "$log_file" >&2; die "build failed"; }
-    rm -f "$log_file"
-fi
+ensure_packages
+build_and_install
 
 # --- throwaway server --------------------------------------------------------------------------
 
-if [ $EUID -eq 0 ]; then
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    as_pg() { "$@"; }
-fi
-TMP=$(mktemp -d /tmp/s3scan-compare.XXXXXX)
-chmod 755 "$TMP"
-[ $EUID -eq 0 ] && chown postgres: "$TMP"
-DATA=$TMP/data
-SERVER_STARTED=0
-cd "$TMP"
-cleanup() {
-    local rc=$?
-    if [ $SERVER_STARTED = 1 ]; then
-        as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-            as_pg "$PGBIN/pg_ctl" -D "$DATA" -m immediate -w stop >/dev/null 2>&1 || true
-    fi
-    [ $rc -ne 0 ] && [ -f "$TMP/server.log" ] && tail -n 30 "$TMP/server.log" >&2
-    cd /
-    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then echo "[compare] kept $TMP" >&2; else rm -rf "$TMP"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-as_pg "$PGBIN/initdb" -D "$DATA" -U postgres -E UTF8 --locale=C -A trust --no-sync >/dev/null
-cat >>"$DATA/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$TMP'
-max_connections = 40
-shared_preload_libraries = 's3scan_jobs'
+start_throwaway_server "max_connections = 40
 s3scan_jobs.database = 'ext'
 s3scan_jobs.refresh_interval = 0        # no background refresh during measurements
 shared_buffers = $SHARED_BUFFERS
@@ -115,10 +66,9 @@ maintenance_work_mem = 1GB
 max_wal_size = 20GB
 checkpoint_timeout = 1h
 autovacuum = off                        # never runs during one measurement and not the other
-log_min_messages = warning
-EOF
-as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$TMP/server.log" -w -t 120 start >/dev/null
-SERVER_STARTED=1
+log_min_messages = warning"
+DATA=$TMP/data
+cd "$TMP"
 
 psql_db() { local db=$1; shift; as_pg "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP" -p "$PORT" -U postgres -d "$db" "$@"; }
 q() { local db=$1; shift; psql_db "$db" -At -c "$*"; }
@@ -126,6 +76,9 @@ q() { local db=$1; shift; psql_db "$db" -At -c "$*"; }
 for db in system ext results; do as_pg "$PGBIN/createdb" -h "$TMP" -p "$PORT" -U postgres "$db"; done
 psql_db system -f - <"$SYSTEM_DDL" >/dev/null
 q ext "CREATE EXTENSION s3scan_jobs" >/dev/null
+VERSION=$(ext_version ext)
+OUT_MD=$(result_file "compare-system-$SCALE" md "$VERSION")
+say "s3scan_jobs $VERSION; the report: $OUT_MD"
 psql_db results -f - <"$SQL/compare_report.sql" >/dev/null
 meta() { q results "INSERT INTO meta VALUES ('$1', \$m\$$2\$m\$) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value" >/dev/null; }
 meta load_start "$LOAD_START"
@@ -488,14 +441,12 @@ say "machine at end: $(nproc) cores, load average $(loadavg)"
 
 # --- report ------------------------------------------------------------------------------------
 
-mkdir -p "$RESULTS"
-rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "no commit")
 settings=$(q ext "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings
                   WHERE name IN ('shared_buffers', 'work_mem', 'jit', 'max_parallel_workers_per_gather', 'autovacuum', 'random_page_cost', 'effective_cache_size')")
 {
-    echo "# s3scan_jobs against the scanner system's schema: $SCALE scale, $DATE"
+    echo "# The extension against the scanner system's schema, $SCALE scale: $(title_of "$VERSION"), $DATE"
     echo
-    echo "- command: \`test/bench/compare_system.sh $SCALE\` (revision $rev)"
+    echo "- command: \`test/bench/compare_system.sh $SCALE\`"
     echo "- machine: $(nproc) cores ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem:/ {print $2}') GB memory, shared with other work"
     echo "- server: $(q ext "SELECT version()")"
     echo "- settings: $settings"
@@ -503,5 +454,6 @@ settings=$(q ext "SELECT string_agg(name || '=' || current_setting(name), ', ' O
     echo
     psql_db results -At -f - <"$SQL/compare_render.sql"
 } >"$OUT_MD"
+REPORTED=1
 cat "$OUT_MD"
 say "wrote $OUT_MD"

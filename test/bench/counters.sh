@@ -1,31 +1,28 @@
 #!/usr/bin/env bash
-# s3scan_jobs per-job counters (issue 9), side by side in one server and one run: real-time read
-# latency by job size under write load, write cost with counters on / off / the seed's plain
-# tables, fold cost, and refresh at the full size. Not part of the test suite.
+# s3scan_jobs per-job counters, side by side in one server and one run: real-time read latency by
+# job size under write load, write cost with counters on / off / the plain tables, fold
+# cost, and refresh at the full size. Not part of the test suite.
 #
-#   test/bench/counters.sh [quick|full]
+#   sudo test/bench/counters.sh [quick|full]
 #
-#   quick  jobs of 1K / 10K / 100K objects read, 10K jobs / ~0.3M objects; about 4 minutes
-#   full   jobs of 1K / 100K / 1M objects read, 100K jobs / ~10M objects; 25-30 minutes on 2 cores
+#   quick  jobs of 1K / 10K / 100K objects read, 10K jobs / ~0.3M objects; 3-5 minutes
+#   full   jobs of 1K / 100K / 1M objects read, 100K jobs / ~10M objects; 25-40 minutes on 2 cores
 #
-# Builds and installs the extension into $S3SCAN_PG_BIN/.. (make install, as root), starts a
-# throwaway server as the user postgres in a temporary directory (Unix socket only; stopped and
-# removed on exit, BENCH_KEEP=1 keeps it), and writes test/bench/results/<date>-counters[-quick].md
-# and .png (when gnuplot is there).
-# Environment: S3SCAN_PG_BIN (PostgreSQL 15 bin directory, default /usr/lib/postgresql/15/bin),
-# BENCH_PORT (default 55496), BENCH_SKIP_BUILD=1 (use the installed extension), BENCH_KEEP=1.
-# See test/bench/README.md ("Per-job counters: counters.sh").
+# Builds and installs the extension (as root), starts a throwaway server (throwaway_server.sh),
+# and writes test/bench/results/<date>-counters-<scale>-<version>-<revision>.md and .png (when
+# gnuplot is there). The clients (psql, pgbench) run as the caller.
+# Environment: BENCH_PORT (default 55496), BENCH_SKIP_BUILD=1, BENCH_KEEP=1, BENCH_RESULTS,
+# S3SCAN_PG_BIN (throwaway_server.sh); BENCH_SECTIONS (reads fold writes refresh: the parts to
+# run), BENCH_W_UPD_ROUNDS, BENCH_W_UPD_S, BENCH_W_INS_ROUNDS, BENCH_W_INS_S (a longer write
+# section). See test/bench/README.md ("Per-job counters: counters.sh").
 
 set -euo pipefail
 
 SCALE=${1:-quick}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
 SQL=$HERE/sql
-PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}
-PORT=${BENCH_PORT:-55496}
-DATE=$(date +%Y-%m-%d)
-RESULTS=$HERE/results
+. "$HERE/throwaway_server.sh"
+bench_init counters 55496
 
 # R_*: reads under load; W_*: write cost; F_*: fold cost; REF_*: refresh.
 case $SCALE in
@@ -37,7 +34,6 @@ quick)
     F_SECONDS=5
     REF_ROUNDS=1 CHURN=200
     SHARED_BUFFERS=1GB
-    OUT_BASE=$RESULTS/$DATE-counters-quick
     ;;
 full)
     SIZES="1000 100000 1000000" JOBS=100000 SMALL_AVG=89 FIND_EVERY=50 MEASURED_FINDINGS=5
@@ -47,7 +43,6 @@ full)
     F_SECONDS=20
     REF_ROUNDS=2 CHURN=1000
     SHARED_BUFFERS=2GB
-    OUT_BASE=$RESULTS/$DATE-counters
     ;;
 *)
     echo "usage: $0 [quick|full]" >&2
@@ -57,79 +52,23 @@ esac
 # The write section's length, for a longer run of it than the scale's default.
 W_UPD_S=${BENCH_W_UPD_S:-$W_UPD_S} W_UPD_ROUNDS=${BENCH_W_UPD_ROUNDS:-$W_UPD_ROUNDS}
 W_INS_S=${BENCH_W_INS_S:-$W_INS_S} W_INS_ROUNDS=${BENCH_W_INS_ROUNDS:-$W_INS_ROUNDS}
-OUT_MD=$OUT_BASE.md
-OUT_PNG=$OUT_BASE.png
 
 # Which parts run (BENCH_SECTIONS, default all): reads, fold, writes, refresh.
 SECTIONS=" ${BENCH_SECTIONS:-reads fold writes refresh} "
 want() { [[ $SECTIONS == *" $1 "* ]]; }
 
-START_TIME=$SECONDS
-say() { printf '[counters %4ds] %s\n' $((SECONDS - START_TIME)) "$*"; }
-die() { printf '[counters] ERROR: %s\n' "$*" >&2; exit 1; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 LOADS=()
 mark_load() { LOADS+=("$1: $(loadavg)"); say "load average (1, 5, 15 min) $1: $(loadavg)"; }
 
 mark_load "at start"
-[ -x "$PGBIN/postgres" ] || die "no PostgreSQL 15 in $PGBIN (set S3SCAN_PG_BIN)"
-
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    say "building and installing the extension into $("$PGBIN/pg_config" --pkglibdir)"
-    log_file=$(mktemp /tmp/s3scan-counters-build.XXXXXX)
-    { make -C "$REPO" PG_CONFIG="$PGBIN/pg_config" -j"$(nproc)" &&
-      make -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install; } >"$log_file" 2>&1 ||
-        { tail -n 40 "$log_file" >&2; die "build failed"; }
-    rm -f "$log_file"
-fi
+ensure_packages
+build_and_install
 
 # --- throwaway server --------------------------------------------------------------------------
 # The server runs as postgres (it refuses root); the clients (psql, pgbench) run as the caller,
 # connecting as the database user postgres over the socket, so that their files stay ours.
 
-if [ $EUID -eq 0 ]; then
-    id postgres >/dev/null 2>&1 || die "user postgres missing (the Debian package creates it)"
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    as_pg() { "$@"; }
-fi
-TMP=$(mktemp -d /tmp/s3scan-counters.XXXXXX)
-chmod 755 "$TMP"
-[ $EUID -eq 0 ] && chown postgres: "$TMP"
-DATA=$TMP/data
-SERVER_STARTED=0
-BG_PIDS=()
-cd "$TMP"
-cleanup() {
-    local rc=$?
-    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    if [ $SERVER_STARTED = 1 ]; then
-        as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-            as_pg "$PGBIN/pg_ctl" -D "$DATA" -m immediate -w stop >/dev/null 2>&1 || true
-    fi
-    if [ $rc -ne 0 ] && [ -f "$TMP/server.log" ]; then
-        echo "---- last lines of the server log ($TMP/server.log) ----" >&2
-        tail -n 30 "$TMP/server.log" >&2 || true
-    fi
-    cd /
-    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then echo "[counters] kept $TMP" >&2; else rm -rf "$TMP"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-LOCALE=C
-locale -a 2>/dev/null | grep -qix 'c.utf-\?8' && LOCALE=C.UTF-8
-say "initdb in $DATA (port $PORT), PostgreSQL from $PGBIN"
-as_pg "$PGBIN/initdb" -D "$DATA" -U postgres -E UTF8 --locale=$LOCALE -A trust --no-sync >/dev/null
-cat >>"$DATA/postgresql.conf" <<EOF
-
-# ---- s3scan_jobs counters benchmark ----
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$TMP'
-max_connections = 50
-shared_preload_libraries = 's3scan_jobs'
+start_throwaway_server "max_connections = 50
 s3scan_jobs.database = 'bench, w_ext'   # a worker in each: it folds the counters there
 s3scan_jobs.refresh_interval = 0        # no background refresh during measurements
 shared_buffers = $SHARED_BUFFERS
@@ -143,10 +82,9 @@ checkpoint_timeout = 1h
 autovacuum = on
 autovacuum_naptime = 5s
 log_min_messages = warning
-log_checkpoints = off
-EOF
-as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$TMP/server.log" -w -t 120 start >/dev/null
-SERVER_STARTED=1
+log_checkpoints = off"
+DATA=$TMP/data
+cd "$TMP"
 
 export PGHOST=$TMP PGPORT=$PORT PGUSER=postgres
 psql_db() { local db=$1; shift; "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
@@ -168,7 +106,10 @@ done
 psql_db bench -f "$SQL/baseline_views.sql" >/dev/null
 psql_db bench -f "$SQL/counters_measure.sql" >/dev/null
 
-EXT_VERSION=$(q bench "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'")
+EXT_VERSION=$(ext_version bench)
+OUT_MD=$(result_file "counters-$SCALE" md "$EXT_VERSION")
+OUT_PNG=${OUT_MD%.md}.png
+say "s3scan_jobs $EXT_VERSION; the report: $OUT_MD"
 HAVE_COUNTERS=$(q bench "SELECT to_regprocedure('public.set_counter_maintenance(boolean)') IS NOT NULL")
 if [ "$HAVE_COUNTERS" = t ]; then
     MODES_AVAILABLE="on off"
@@ -550,18 +491,15 @@ calibrate "at the end"
 # --- report ------------------------------------------------------------------------------------
 
 say "report"
-mkdir -p "$RESULTS"
 pg_version=$(q bench "SELECT version()")
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 mem=$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GB"}')
-rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "no commit")
-dirty=$(git -C "$REPO" status --porcelain 2>/dev/null | grep -qv '^??' && echo " (with uncommitted changes)" || true)
 settings=$(q bench "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings
                     WHERE name IN ('shared_buffers', 'work_mem', 'jit', 'max_parallel_workers_per_gather', 'autovacuum', 'fsync', 'synchronous_commit', 's3scan_jobs.fold_interval')")
 {
-    echo "# s3scan_jobs per-job counters: $SCALE scale, $DATE"
+    echo "# Per-job counters, $SCALE scale: $(title_of "$EXT_VERSION"), $DATE"
     echo
-    echo "- command: \`test/bench/counters.sh $SCALE\` (repository revision $rev$dirty; extension version $EXT_VERSION)"
+    echo "- command: \`test/bench/counters.sh $SCALE\`"
     echo "- machine: $(nproc) cores${cpu:+ ($cpu)}, $mem memory; shared with other work while it ran"
     echo "- load average (1, 5, 15 min): $(printf '%s; ' "${LOADS[@]}" | sed 's/; $//')"
     echo "- a fixed CPU-bound query (sum over generate_series(1, 3e6)) took: $(printf '%s; ' "${CALIB[@]}" | sed 's/; $//') (the spread is the machine's noise)"
@@ -576,6 +514,7 @@ settings=$(q bench "SELECT string_agg(name || '=' || current_setting(name), ', '
         echo "![real-time read latency under write load, by job size]($(basename "$OUT_PNG"))"
     fi
 } >"$OUT_MD"
+REPORTED=1
 
 if command -v gnuplot >/dev/null; then
     q bench "SELECT * FROM bench.chart_data()" | tr '|' '\t' | sed 's/\t\t/\t?\t/g; s/\t\t/\t?\t/g; s/\t$/\t?/' >"$TMP/chart.tsv"
@@ -584,7 +523,7 @@ if command -v gnuplot >/dev/null; then
     gnuplot <<EOF || note "gnuplot failed"
 set terminal pngcairo size 1100,650 noenhanced font ",10"
 set output '$OUT_PNG'
-set title "s3scan_jobs: one job's real-time reads while $R_CLIENTS clients update it at $R_RATE/s ($SCALE scale, $DATE, $(nproc) cores)"
+set title "s3scan_jobs $EXT_VERSION ($REVISION): one job's real-time reads while $R_CLIENTS clients update it at $R_RATE/s ($SCALE scale, $DATE, $(nproc) cores)"
 set logscale xy
 set xrange [$smin / 2.0 : $smax * 2.0]
 set xlabel 'objects in the job'

@@ -1,48 +1,31 @@
 #!/usr/bin/env bash
-# The migration's downtime (issue 8, point 4): s3scan_jobs_migrate.sql on the scanner system's own
-# database (test/fixtures/existing-deployment.sql) with 1M and then 10M objects, while a client keeps
+# The migration's downtime: s3scan_jobs_migrate.sql on the scanner system's own database
+# (test/fixtures/existing-deployment.sql) with 1M and then 10M objects, while a client keeps
 # sending the scanner's per-object UPDATE and the API's cached read (SELECT ... FROM job_progress
-# WHERE job_id = $1) one after the other. Prints and writes test/bench/results/<date>-migrate.md:
-# the migration's time, each of its statements' time (from the server log), how long the client's
-# statements waited at most, and the locks held. Not part of the test suite.
+# WHERE job_id = $1) one after the other. Prints and writes
+# test/bench/results/<date>-migrate-<version>-<revision>.md: the migration's time, each of its
+# statements' time (from the server log), how long the client's statements waited at most, the
+# locks held, and the API's own real-time statements before and after. Not part of the test suite.
 #
 #   sudo test/bench/migrate.sh                 # 1M and 10M objects (about 20 minutes on 2 cores)
 #   sudo test/bench/migrate.sh 200000          # other sizes, objects
 #
-# Builds and installs the extension (as root) unless BENCH_SKIP_BUILD=1; one throwaway server as the
-# user postgres in a temporary directory, Unix socket only (BENCH_PORT, default 55497).
+# Builds and installs the extension (as root) unless BENCH_SKIP_BUILD=1; one throwaway server
+# (throwaway_server.sh). Environment: BENCH_PORT (default 55497), BENCH_SKIP_BUILD=1, BENCH_KEEP=1,
+# BENCH_RESULTS, S3SCAN_PG_BIN.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}
-PORT=${BENCH_PORT:-55497}
+. "$HERE/throwaway_server.sh"
+bench_init migrate 55497
 SIZES=${*:-1000000 10000000}
-OUT=$HERE/results/$(date +%Y-%m-%d)-migrate.md
-START=$SECONDS
-say() { printf '[migrate %4ds] %s\n' $((SECONDS - START)) "$*"; }
+LOAD_START=$(loadavg)
 
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" -j2 >/dev/null
-    make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install >/dev/null
-fi
+ensure_packages
+build_and_install
 SCRIPT=$("$PGBIN/pg_config" --sharedir)/extension/s3scan_jobs_migrate.sql
 
-DIR=$(mktemp -d /tmp/s3scan_migrate_bench.XXXXXX)
-chown postgres "$DIR"
-cp "$REPO/test/fixtures/existing-deployment.sql" "$DIR/"
-as_pg() { su postgres -s /bin/bash -c "$*"; }
-cleanup() { as_pg "$PGBIN/pg_ctl -D $DIR/data -m immediate stop" >/dev/null 2>&1 || true; [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$DIR"; }
-trap cleanup EXIT
-PSQL="$PGBIN/psql -h $DIR -p $PORT -X -q -v ON_ERROR_STOP=1"
-
-as_pg "$PGBIN/initdb -D $DIR/data -A trust" >/dev/null
-cat >> "$DIR/data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$DIR'
-port = $PORT
-shared_preload_libraries = 's3scan_jobs'
-s3scan_jobs.database = 'scans'
+start_throwaway_server "s3scan_jobs.database = 'scans'
 s3scan_jobs.refresh_interval = 0
 shared_buffers = 1GB
 maintenance_work_mem = 512MB
@@ -50,35 +33,24 @@ max_wal_size = 16GB
 checkpoint_timeout = 30min
 synchronous_commit = off
 autovacuum = off
-log_line_prefix = '%m [%p] %a '
-CONF
-as_pg "$PGBIN/pg_ctl -D $DIR/data -l $DIR/log -w start" >/dev/null
-
-{
-    echo "# The migration's downtime: s3scan_jobs_migrate.sql at $(echo $SIZES | sed 's/ / and /') objects"
-    echo
-    echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC') by \`test/bench/migrate.sh\`; $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GB memory,"
-    echo "PostgreSQL $($PGBIN/postgres --version | awk '{print $3}'), shared_buffers 1GB, synchronous_commit off."
-    echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared; other work ran beside this)."
-    echo
-    echo "A client sends, one after the other for the whole run, the scanner worker's per-object"
-    echo "\`UPDATE job_objects SET status = ..., updated_at = now() WHERE job_id = ... AND bucket = ... AND key = ... AND etag = ...\`"
-    echo "and the API's cached read \`SELECT ... FROM job_progress WHERE job_id = ...\`, one statement at a"
-    echo "time: whichever was in flight when the migration took its locks waited until it committed, so"
-    echo "the longest wait of either is how long writers and readers were blocked."
-    echo
-} > "$DIR/report.md"
+log_line_prefix = '%m [%p] %a '"
+DIR=$TMP
+cp "$REPO/test/fixtures/existing-deployment.sql" "$DIR/"
+chmod 644 "$DIR/existing-deployment.sql"
+ON_EXIT='touch "$DIR/stop"'    # the client and the lock sampler stop
+PSQL=("$PGBIN/psql" -h "$DIR" -p "$PORT" -U postgres -X -q -v ON_ERROR_STOP=1)
+: >"$DIR/report.md"
 
 for N in $SIZES; do
     JOBS=$(( N / 1000 )); [ $JOBS -lt 1 ] && JOBS=1
     FINDINGS=$(( N / 10 ))
     BIG=$(( N / 10 )) BIGJOB=00000000-0000-4000-8000-b19000000000
     say "$N objects: building the scanner system's database ($JOBS jobs, $FINDINGS findings)"
-    as_pg "$PSQL -d postgres -c 'DROP DATABASE IF EXISTS scans' -c 'DROP ROLE IF EXISTS scan_owner' -c 'CREATE ROLE scan_owner LOGIN' -c 'CREATE DATABASE scans OWNER scan_owner'"
-    as_pg "$PSQL -d scans -U scan_owner -f $DIR/existing-deployment.sql" >/dev/null 2>&1
+    as_pg "${PSQL[@]}" -d postgres -c 'DROP DATABASE IF EXISTS scans' -c 'DROP ROLE IF EXISTS scan_owner' -c 'CREATE ROLE scan_owner LOGIN' -c 'CREATE DATABASE scans OWNER scan_owner'
+    as_pg "${PSQL[@]}" -d scans -U scan_owner -f "$DIR/existing-deployment.sql" >/dev/null 2>&1
     # Loaded without the secondary indexes, which are built again afterwards: the same end state, sooner.
     grep -E '^CREATE (UNIQUE )?INDEX' "$DIR/existing-deployment.sql" > "$DIR/indexes.sql"
-    as_pg "$PSQL -d scans -U scan_owner" <<SQL
+    as_pg "${PSQL[@]}" -d scans -U scan_owner <<SQL
 SELECT format('DROP INDEX %I', indexname) FROM pg_indexes
 WHERE schemaname = 'public' AND indexname LIKE 'idx\_%' AND indexname <> 'idx_job_progress_job_id' \gexec
 INSERT INTO jobs (job_id, bucket, prefix, execution_arn, created_at, updated_at)
@@ -103,15 +75,15 @@ FROM generate_series(0, $BIG - 1) g;
 INSERT INTO findings (job_id, bucket, key, etag, detector, masked_match, context, byte_offset, created_at)
 SELECT '$BIGJOB', 'big', 'p/' || (g * 10), 'e', 'ssn', '***', 'c', 1, now() FROM generate_series(0, $BIG / 10 - 1) g;
 SQL
-    as_pg "$PSQL -d scans -U scan_owner -f $DIR/indexes.sql" 2>&1 | grep -v 'already exists' || true
-    as_pg "$PSQL -d scans -U scan_owner -c 'REFRESH MATERIALIZED VIEW job_progress'"
-    as_pg "$PSQL -d scans -c 'VACUUM ANALYZE'"
-    as_pg "$PSQL -d postgres -c CHECKPOINT"
-    size=$(as_pg "$PSQL -At -d scans -c \"SELECT pg_size_pretty(pg_database_size('scans'))\"")
+    as_pg "${PSQL[@]}" -d scans -U scan_owner -f "$DIR/indexes.sql" 2>&1 | grep -v 'already exists' || true
+    as_pg "${PSQL[@]}" -d scans -U scan_owner -c 'REFRESH MATERIALIZED VIEW job_progress'
+    as_pg "${PSQL[@]}" -d scans -c 'VACUUM ANALYZE'
+    as_pg "${PSQL[@]}" -d postgres -c CHECKPOINT
+    size=$(as_pg "${PSQL[@]}" -At -d scans -c "SELECT pg_size_pretty(pg_database_size('scans'))")
 
     # The API's own real-time statements on the big job (interface, 5.), 5 times each, median.
     api_reads() {  # label
-        as_pg "$PSQL -At -d scans" <<SQL
+        as_pg "${PSQL[@]}" -At -d scans <<SQL
 CREATE TEMP TABLE t (what text, ms float8);
 DO \$\$
 DECLARE t0 timestamptz; n bigint;
@@ -141,41 +113,45 @@ while [ ! -f $DIR/stop ]; do
     i=\$((i + 1)); j=\$(( 1 + i % $JOBS )); k=\$(( (j - 1) * 1000 + i % 1000 ))
     job=\$(printf '00000000-0000-4000-8000-%012d' \$j)
     t0=\$(date +%s%N)
-    $PSQL -d scans -c "UPDATE job_objects SET status = 'succeeded', updated_at = now() WHERE job_id = '\$job' AND bucket = 'bucket-\$(( j % 10 ))' AND key = 'p/\$k' AND etag = 'e'" >/dev/null 2>>$DIR/client.err || echo "update failed" >> $DIR/client.err
+    ${PSQL[*]} -d scans -c "UPDATE job_objects SET status = 'succeeded', updated_at = now() WHERE job_id = '\$job' AND bucket = 'bucket-\$(( j % 10 ))' AND key = 'p/\$k' AND etag = 'e'" >/dev/null 2>>$DIR/client.err || echo "update failed" >> $DIR/client.err
     t1=\$(date +%s%N)
-    $PSQL -d scans -c "SELECT job_id, total_objects, succeeded_count FROM job_progress WHERE job_id = '\$job'" >/dev/null 2>>$DIR/client.err || echo "read failed" >> $DIR/client.err
+    ${PSQL[*]} -d scans -c "SELECT job_id, total_objects, succeeded_count FROM job_progress WHERE job_id = '\$job'" >/dev/null 2>>$DIR/client.err || echo "read failed" >> $DIR/client.err
     t2=\$(date +%s%N)
     echo "\$t0 \$(( (t1 - t0) / 1000000 )) \$(( (t2 - t1) / 1000000 ))" >> $DIR/client.log
     sleep 0.01
 done
 CLIENT
     chmod +x "$DIR/client.sh"; rm -f "$DIR/stop" "$DIR/client.log" "$DIR/client.err"; touch "$DIR/client.err"
-    chown postgres "$DIR"/client.*
+    [ "$(id -u)" -ne 0 ] || chown postgres "$DIR"/client.*
     as_pg "$DIR/client.sh" & client=$!
+    BG_PIDS+=("$client")
     # The locks the migration holds, sampled every 100 ms.
     ( while [ ! -f "$DIR/stop" ]; do
-          as_pg "$PSQL -At -d scans -c \"SELECT to_char(clock_timestamp(), 'HH24:MI:SS.MS'), l.mode, coalesce(c.relname, l.locktype)
+          as_pg "${PSQL[@]}" -At -d scans -c "SELECT to_char(clock_timestamp(), 'HH24:MI:SS.MS'), l.mode, coalesce(c.relname, l.locktype)
                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid LEFT JOIN pg_class c ON c.oid = l.relation
                  WHERE a.application_name = 's3scan_migrate' AND l.granted AND l.mode = 'AccessExclusiveLock'
-                   AND c.relname IN ('jobs', 'job_objects', 'findings', 'job_progress', 'materialized_view_refresh_log')\"" \
+                   AND c.relname IN ('jobs', 'job_objects', 'findings', 'job_progress', 'materialized_view_refresh_log')" \
               >> "$DIR/locks.log" 2>/dev/null || true
           sleep 0.1
       done ) & sampler=$!
+    BG_PIDS+=("$sampler")
     sleep 3
     say "$N objects ($size): migrating"
-    log_at=$(stat -c %s "$DIR/log")
+    log_at=$(stat -c %s "$DIR/server.log")
     t0=$(date +%s%N)
-    as_pg "PGAPPNAME=s3scan_migrate PGOPTIONS='-c log_min_duration_statement=0' $PSQL -d scans -f $SCRIPT" > "$DIR/migrate.out" 2>&1
+    as_pg env PGAPPNAME=s3scan_migrate PGOPTIONS='-c log_min_duration_statement=0' "${PSQL[@]}" -d scans -f "$SCRIPT" > "$DIR/migrate.out" 2>&1 ||
+        { cat "$DIR/migrate.out" >&2; die "the migration failed"; }
     t1=$(date +%s%N)
     sleep 3
     touch "$DIR/stop"; wait $client $sampler 2>/dev/null || true
+    BG_PIDS=()
     total=$(( (t1 - t0) / 1000000 ))
     moved=$(grep -o 'moved [^;]*; kept aside .*' "$DIR/migrate.out" | head -1)
     read max_update max_read samples < <(awk -v s="$t0" '$1 >= s - 3000000000 {n++; if ($2 > u) u = $2; if ($3 > r) r = $3} END {print u + 0, r + 0, n + 0}' "$DIR/client.log")
     errors=$(grep -c . "$DIR/client.err" || true)
-    as_pg "$PSQL -d scans -c 'VACUUM ANALYZE'"
+    as_pg "${PSQL[@]}" -d scans -c 'VACUUM ANALYZE'
     API_AFTER=$(api_reads)
-    STATUS_AFTER=$(as_pg "$PSQL -At -d scans" <<SQL
+    STATUS_AFTER=$(as_pg "${PSQL[@]}" -At -d scans <<SQL
 SELECT 1 FROM job_status('$BIGJOB', true);
 \\timing on
 SELECT 1 FROM job_status('$BIGJOB', true);
@@ -183,7 +159,7 @@ SQL
 )
     STATUS_AFTER=$(grep -o 'Time: [0-9.]* ms' <<<"$STATUS_AFTER" | head -1)
     say "$N objects: after the migration (and a VACUUM ANALYZE): $API_AFTER; job_status(id, true) ${STATUS_AFTER#Time: }"
-    locked=$(awk '{print $1}' "$DIR/locks.log" | sort -u | sed -n '1p;$p' | paste -sd' ' -)
+    locked=$(awk -F'|' '{print $1}' "$DIR/locks.log" | sort -u | sed -n '1p;$p' | paste -sd/ - | sed 's|/| / |')
     say "$N objects: ${total} ms; longest client UPDATE ${max_update} ms, read ${max_read} ms; $errors client errors"
     {
         echo "## $N objects, $FINDINGS findings, $JOBS jobs (database $size)"
@@ -206,14 +182,30 @@ SQL
         echo
         echo "| ms | statement |"
         echo "|---:|---|"
-        tail -c +$((log_at + 1)) "$DIR/log" | grep 's3scan_migrate LOG:  duration:' \
+        tail -c +$((log_at + 1)) "$DIR/server.log" | grep 's3scan_migrate LOG:  duration:' \
           | sed -E 's/.*duration: ([0-9.]+) ms  statement: (.*)/\1|\2/' \
           | awk -F'|' '$1 > 100 {printf "| %.0f | `%s` |\n", $1, substr($2, 1, 90)}'
         echo
     } >> "$DIR/report.md"
     rm -f "$DIR/locks.log"
 done
-echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)." >> "$DIR/report.md"
-mkdir -p "$HERE/results"
-cp "$DIR/report.md" "$OUT"
+VERSION=$(ext_version scans)
+OUT=$(result_file migrate md "$VERSION")
+{
+    echo "# The migration's downtime at $(echo $SIZES | sed 's/ / and /') objects: $(title_of "$VERSION"), $DATE"
+    echo
+    echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC') by \`test/bench/migrate.sh $*\`; $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GB memory,"
+    echo "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), shared_buffers 1GB, synchronous_commit off."
+    echo "Load average (1, 5, 15 min) at the start: $LOAD_START; at the end: $(loadavg) (the machine is shared; other work ran beside this)."
+    echo
+    echo "A client sends, one after the other for the whole run, the scanner worker's per-object"
+    echo "\`UPDATE job_objects SET status = ..., updated_at = now() WHERE job_id = ... AND bucket = ... AND key = ... AND etag = ...\`"
+    echo "and the API's cached read \`SELECT ... FROM job_progress WHERE job_id = ...\`, one statement at a"
+    echo "time: whichever was in flight when the migration took its locks waited until it committed, so"
+    echo "the longest wait of either is how long writers and readers were blocked."
+    echo
+    cat "$DIR/report.md"
+} >"$OUT"
+REPORTED=1
 cat "$OUT"
+say "wrote $OUT"

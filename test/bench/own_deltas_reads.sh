@@ -1,36 +1,36 @@
 #!/usr/bin/env bash
-# What version 1.3's pending_counter_deltas() costs a real-time read: job_status(id, true) of
-# jobs of 1,000 objects, one client, no writes, with job_progress_live as 1.3 defines it (the
-# table's deltas plus the reading transaction's own pending ones), the same with the function's
+# What pending_counter_deltas() (since 1.3) costs a real-time read: job_status(id, true) of
+# jobs of 1,000 objects, one client, no writes, with job_progress_live as the installed version
+# defines it (the table's deltas plus the reading transaction's own pending ones: variant v13),
+# the same with the function's
 # pinned search_path reset (the GUC save and restore every call pays), and with 1.2's definition
 # (the table's deltas only), side by side in one server, in ABBA rounds. Reports latency (pgbench
 # average) and server CPU per read (/proc, as write_parts.sh). Prints and writes
-# test/bench/results/<date>-own-deltas-reads.md. Not part of the test suite.
+# test/bench/results/<date>-own-deltas-reads-<version>-<revision>.md. Not part of the test suite.
 #
-#   sudo test/bench/own_deltas_reads.sh          # 4 rounds of 8 s per variant and direction, ~5 min
+#   sudo test/bench/own_deltas_reads.sh          # 4 rounds of 8 s per variant and direction, ~4 min
 #
-# Builds and installs the extension (as root) unless BENCH_SKIP_BUILD=1. Environment:
-# S3SCAN_PG_BIN, BENCH_PORT (default 55499), ROUNDS, SECS.
+# Builds and installs the extension (as root) unless BENCH_SKIP_BUILD=1; one throwaway server
+# (throwaway_server.sh). Environment: BENCH_PORT (default 55492), BENCH_SKIP_BUILD=1, BENCH_KEEP=1,
+# BENCH_RESULTS, S3SCAN_PG_BIN; ROUNDS, SECS.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}
-PORT=${BENCH_PORT:-55499}
+. "$HERE/throwaway_server.sh"
+bench_init own_deltas_reads 55492
 ROUNDS=${ROUNDS:-4}
 SECS=${SECS:-8}
-OUT=$HERE/results/$(date +%Y-%m-%d)-own-deltas-reads.md
-START=$SECONDS
-say() { printf '[own_deltas_reads %4ds] %s\n' $((SECONDS - START)) "$*"; }
 
-. "$HERE/throwaway_server.sh"
+ensure_packages
 build_and_install
-start_throwaway_server own-deltas "s3scan_jobs.database = 'ext'
+start_throwaway_server "s3scan_jobs.database = 'ext'
 s3scan_jobs.refresh_interval = 0
 shared_buffers = 256MB"
 q() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d ext -v ON_ERROR_STOP=1 -c "$1"; }
 as_pg "$PGBIN/createdb" -h "$TMP" -p "$PORT" ext
 q "CREATE EXTENSION s3scan_jobs"
+VERSION=$(ext_version ext)
+OUT=$(result_file own-deltas-reads md "$VERSION")
 q "INSERT INTO public.jobs (job_id, bucket) SELECT md5(g::text)::uuid, 'b' FROM generate_series(1, 100) g"
 q "INSERT INTO public.job_objects (job_id, bucket, key, etag, status)
    SELECT md5(g::text)::uuid, 'b', 'k' || o, 'e', (ARRAY['queued', 'processing', 'succeeded', 'failed'])[o % 4 + 1]
@@ -73,26 +73,26 @@ run() {
     echo "$1 $2 $lat $(awk -v a="$t0" -v b="$t1" -v x="$xacts" -v hz="$TICK" 'BEGIN { printf "%.1f", (b - a) / hz * 1e6 / x }')" >>"$TMP/runs"
     say "round $2 $(tail -1 "$TMP/runs")"
 }
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_START=$(loadavg)
 VARIANTS="v13 v13_no_set v12_view"
 for ((r = 1; r <= ROUNDS; r++)); do
     for v in $VARIANTS; do run "$v" "$r"; done
     for v in $(tr ' ' '\n' <<<"$VARIANTS" | tac); do run "$v" "$r"; done
 done
 setup v13
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_END=$(loadavg)
 
-python3 - "$TMP/runs" "$OUT" "$ROUNDS" "$SECS" "$LOAD_START" "$LOAD_END" "$(git -C "$REPO" rev-parse --short HEAD)" <<'PY'
-import sys, statistics as st, datetime
-runs, out, rounds, secs, l0, l1, rev = sys.argv[1:]
+python3 - "$TMP/runs" "$OUT" "$ROUNDS" "$SECS" "$LOAD_START" "$LOAD_END" "$(title_of "$VERSION"), $DATE" "$VERSION" <<'PY'
+import sys, statistics as st
+runs, out, rounds, secs, l0, l1, title, version = sys.argv[1:]
 rows = [l.split() for l in open(runs).read().splitlines()[1:]]
 R = range(1, int(rounds) + 1)
 def per_round(v, col): return [st.mean(float(x[col]) for x in rows if x[0] == v and int(x[1]) == r) for r in R]
-names = {"v13": "1.3: the table's deltas + pending_counter_deltas()",
-         "v13_no_set": "1.3, the function without its pinned search_path",
+names = {"v13": f"{version}: the table's deltas + pending_counter_deltas()",
+         "v13_no_set": f"{version}, the function without its pinned search_path",
          "v12_view": "1.2's view: the table's deltas only"}
-lines = [f"# What pending_counter_deltas() costs a real-time read ({datetime.date.today()})", "",
-  f"`test/bench/own_deltas_reads.sh` at {rev}: job_status(id, true) of random jobs of 1,000 objects (100 jobs, "
+lines = [f"# What pending_counter_deltas() costs a real-time read: {title}", "",
+  f"`ROUNDS={rounds} SECS={secs} test/bench/own_deltas_reads.sh`: job_status(id, true) of random jobs of 1,000 objects (100 jobs, "
   f"counters folded, no writes), one pgbench client (-M prepared), {rounds} ABBA rounds of {secs} s per variant and "
   f"direction. Latency: pgbench's average, round trip included; server CPU: all server processes' CPU time (/proc) "
   f"per read. Load average (1, 5, 15 min) {l0} at the start, {l1} at the end.", "",
@@ -109,4 +109,5 @@ lines += ["", "Runs, in order:", "", "    " + "\n    ".join(" ".join(r) for r in
 open(out, "w").write("\n".join(lines))
 print("\n".join(lines[:9]))
 PY
+REPORTED=1
 say "wrote $OUT"

@@ -7,31 +7,29 @@
 # table as 1.2 has it (no index) and with 1.1's btree on job_id, side by side on the same rows.
 # Last, the deltas are folded while a REPEATABLE READ transaction holds its snapshot (so the
 # folded rows stay in the table, dead, as behind a long transaction) and the reads are timed
-# again. Prints and writes test/bench/results/<date>-pending-reads.md. Not part of the test suite.
+# again. Prints and writes test/bench/results/<date>-pending-reads-<version>-<revision>.md. Not
+# part of the test suite.
 #
-#   sudo test/bench/pending_reads.sh                   # about 5 minutes
+#   sudo test/bench/pending_reads.sh                   # about 2 minutes
 #   PENDING="1000 10000 100000" READS=300 sudo test/bench/pending_reads.sh
 #
-# Builds and installs the extension (as root) unless BENCH_SKIP_BUILD=1. Environment:
-# S3SCAN_PG_BIN, BENCH_PORT (default 55499), PENDING (counts of pending deltas, ascending), READS
-# (timed reads per measure).
+# Builds and installs the extension (as root) unless BENCH_SKIP_BUILD=1; one throwaway server
+# (throwaway_server.sh). Environment: BENCH_PORT (default 55493), BENCH_SKIP_BUILD=1, BENCH_KEEP=1,
+# BENCH_RESULTS, S3SCAN_PG_BIN; PENDING (counts of pending deltas, ascending), READS (timed reads
+# per measure).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}
-PORT=${BENCH_PORT:-55499}
+. "$HERE/throwaway_server.sh"
+bench_init pending_reads 55493
 PENDING=${PENDING:-1000 10000 100000 300000}
 READS=${READS:-300}
-OUT=$HERE/results/$(date +%Y-%m-%d)-pending-reads.md
-START=$SECONDS
-say() { printf '[pending_reads %4ds] %s\n' $((SECONDS - START)) "$*"; }
 
-. "$HERE/throwaway_server.sh"
+ensure_packages
 build_and_install
 HOLDER=
 ON_EXIT='[ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null || true'
-start_throwaway_server pending-reads "# no s3scan_jobs.database: no worker, nothing folds
+start_throwaway_server "# no s3scan_jobs.database: no worker, nothing folds
 shared_buffers = 1GB
 max_wal_size = 20GB
 checkpoint_timeout = 1h
@@ -39,6 +37,8 @@ autovacuum = off"
 q() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d ext -v ON_ERROR_STOP=1 -c "$1"; }
 as_pg "$PGBIN/psql" -X -q -h "$TMP" -p "$PORT" -d postgres -c "CREATE DATABASE ext"
 q "CREATE EXTENSION s3scan_jobs"
+VERSION=$(ext_version ext)
+OUT=$(result_file pending-reads md "$VERSION")
 HOT=00000000-0000-4000-8000-000000000001
 SMALL=00000000-0000-4000-8000-000000000002
 q "INSERT INTO jobs (job_id, bucket) VALUES ('$HOT', 'b'), ('$SMALL', 'b')"
@@ -80,7 +80,7 @@ measure() {  # label -> one row per job: label, job, without index, with index
     say "$1: hot $hot_no vs $hot_idx with the btree; small $small_no vs $small_idx"
 }
 
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_START=$(loadavg)
 say "pending deltas: $PENDING; $READS reads per measure; load average $LOAD_START"
 : >"$TMP/rows"
 measure "0 pending"
@@ -106,21 +106,22 @@ q "VACUUM ANALYZE job_counter_deltas"
 measure "$(printf "%'d" "$(q "SELECT count(*) FROM job_counter_deltas")") pending behind $(printf "%'d" "$dead") folded but not removable"
 kill "$HOLDER" 2>/dev/null || true; HOLDER=
 DIFFER=$(q "SELECT count(*) FROM verify_job_counters()")
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_END=$(loadavg)
 
 {
-    echo "# Real-time reads with pending counter deltas ($(date +%Y-%m-%d))"
+    echo "# Real-time reads with pending counter deltas: $(title_of "$VERSION"), $DATE"
     echo
-    echo "\`test/bench/pending_reads.sh\` at $(git -C "$REPO" rev-parse --short HEAD), $("$PGBIN/postgres" --version), $(nproc) cores."
+    echo "\`PENDING='$PENDING' READS=$READS test/bench/pending_reads.sh\`, $("$PGBIN/postgres" --version), $(nproc) cores."
     echo "No worker and no refresh: nothing folds while the hot job's single-object UPDATEs append one delta"
     echo "row each. \`job_status(id, true)\`, $READS reads by one client (pgbench -M prepared), median / p99 as the"
-    echo "client sees it; the deltas table as version 1.2 has it (no index) and, on the same rows, with"
+    echo "client sees it; the deltas table as $VERSION has it (no index since 1.2) and, on the same rows, with"
     echo "1.1's btree on job_id. Load average (1, 5, 15 min) $LOAD_START at the start, $LOAD_END at the end."
     echo "After the runs, verify_job_counters() reported $DIFFER differing jobs."
     echo
-    echo "| deltas in the table | read of | 1.2: no index | with 1.1's btree |"
+    echo "| deltas in the table | read of | $VERSION: no index | with 1.1's btree |"
     echo "|---|---|---:|---:|"
     cat "$TMP/rows"
 } >"$OUT"
+REPORTED=1
 cat "$OUT"
 say "wrote $OUT"

@@ -1,34 +1,31 @@
 #!/usr/bin/env bash
-# s3scan_jobs benchmark: the design note's performance table, reproduced against the extension,
-# side by side, in one server and one run. Not part of the test suite.
+# The design note's performance table, reproduced against the extension, side by side, in one
+# server and one run: one job's summary and status by job size (the note's job_summary, the
+# extension's, job_progress, job_status cached and real time), the refresh of job_progress by job
+# count, and the clients' writes against the same tables made by plain SQL; then checks that
+# both give the same values. Not part of the test suite.
 #
-#   test/bench/run.sh [quick|full]
+#   sudo test/bench/run.sh [quick|full]
 #
 #   quick  measured jobs of 1K / 10K / 100K objects, refresh at 1K / 10K jobs (~0.3M objects),
-#          short write runs; under 2 minutes on 2 cores.
+#          short write runs; about 2 minutes on 2 cores.
 #   full   measured jobs of 1K / 100K / 1M objects, refresh at 10K / 100K jobs (10M objects),
 #          longer write runs; about 20 minutes on 2 cores.
 #
-# Builds and installs the extension (make install, as root), starts a throwaway server as the
-# user postgres in a temporary directory (stopped and removed on exit, BENCH_KEEP=1 keeps the
-# directory), loads the data, measures, and writes test/bench/results/<date>-<scale>.md and .png.
-# Environment: BENCH_PORT (default 55499), BENCH_SKIP_BUILD=1 (use the installed extension),
-# BENCH_KEEP=1, S3SCAN_PG_BIN (PostgreSQL 15 bin directory, default /usr/lib/postgresql/15/bin: the
-# build installs into that copy and the server runs from it; packages are only installed for the
-# default). See test/bench/README.md for what is measured and how.
+# Installs missing packages and builds and installs the extension (as root), starts a throwaway
+# server (throwaway_server.sh), loads the data, measures, and writes
+# test/bench/results/<date>-run-<scale>-<version>-<revision>.md and .png. It prints
+# "!!! N CHECKS FAILED" at the end and exits 1 when a check is not true.
+# Environment: BENCH_PORT (default 55499), BENCH_SKIP_BUILD=1, BENCH_KEEP=1, BENCH_RESULTS,
+# S3SCAN_PG_BIN (throwaway_server.sh). See test/bench/README.md for what is measured and how.
 
 set -euo pipefail
 
 SCALE=${1:-quick}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
 SQL=$HERE/sql
-PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}   # another (relocated) PostgreSQL 15: set S3SCAN_PG_BIN, as test/lib.sh
-PORT=${BENCH_PORT:-55499}
-DATE=$(date +%Y-%m-%d)
-RESULTS=$HERE/results
-OUT_MD=$RESULTS/$DATE-$SCALE.md
-OUT_PNG=$RESULTS/$DATE-$SCALE.png
+. "$HERE/throwaway_server.sh"
+bench_init run 55499
 
 case $SCALE in
 quick)
@@ -67,90 +64,17 @@ full)
     ;;
 esac
 
-START_TIME=$SECONDS
-say() { printf '[bench %4ds] %s\n' $((SECONDS - START_TIME)) "$*"; }
-die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+LOAD_START=$(loadavg)
+say "load average (1, 5, 15 min) at the start: $LOAD_START"
 
 # --- 0. packages, build, install ---------------------------------------------------------------
 
-need=()
-if [ -z "${S3SCAN_PG_BIN:-}" ]; then
-    [ -x $PGBIN/postgres ] || need+=(postgresql-15)
-    [ -x $PGBIN/pg_config ] || [ -x /usr/bin/pg_config ] || need+=(postgresql-server-dev-15)
-    [ -x /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ] || [ -f /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ] || need+=(postgresql-server-dev-15)
-else
-    [ -x "$PGBIN/postgres" ] && [ -x "$PGBIN/pg_config" ] || die "no PostgreSQL 15 server and pg_config in S3SCAN_PG_BIN=$PGBIN"
-fi
-command -v gnuplot >/dev/null || need+=(gnuplot-nox)
-if [ ${#need[@]} -gt 0 ]; then
-    [ $EUID -eq 0 ] || die "missing packages (${need[*]}); install them or run as root"
-    say "installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    say "building and installing the extension"
-    build_log=$(mktemp /tmp/s3scan-bench-build.XXXXXX)
-    make -C "$REPO" PG_CONFIG="$PGBIN/pg_config" -j"$(nproc)" >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make failed"; }
-    if [ $EUID -eq 0 ]; then
-        make -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make install failed"; }
-    else
-        sudo -n make -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "make install needs root"; }
-    fi
-    rm -f "$build_log"
-fi
+ensure_packages gnuplot-nox
+build_and_install
 
 # --- 1. throwaway server -----------------------------------------------------------------------
 
-if [ $EUID -eq 0 ]; then
-    id postgres >/dev/null 2>&1 || die "user postgres missing (the Debian package creates it)"
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    as_pg() { "$@"; }
-fi
-
-TMP=$(mktemp -d /tmp/s3scan-bench.XXXXXX)
-chmod 755 "$TMP"
-[ $EUID -eq 0 ] && chown postgres: "$TMP"
-DATA=$TMP/data
-SOCK=$TMP
-SERVER_STARTED=0
-cd "$TMP"
-
-cleanup() {
-    local rc=$?
-    if [ $SERVER_STARTED = 1 ]; then
-        as_pg $PGBIN/pg_ctl -D "$DATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-            as_pg $PGBIN/pg_ctl -D "$DATA" -m immediate -w stop >/dev/null 2>&1 || true
-    fi
-    if [ $rc -ne 0 ] && [ -f "$TMP/server.log" ]; then
-        echo "---- last lines of the server log ($TMP/server.log) ----" >&2
-        tail -n 30 "$TMP/server.log" >&2 || true
-    fi
-    cd /
-    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        echo "[bench] kept $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-LOCALE=C
-locale -a 2>/dev/null | grep -qix 'c.utf-\?8' && LOCALE=C.UTF-8
-say "initdb in $DATA (port $PORT, socket in $SOCK)"
-as_pg $PGBIN/initdb -D "$DATA" -U postgres -E UTF8 --locale=$LOCALE -A trust --no-sync >/dev/null
-cat >>"$DATA/postgresql.conf" <<EOF
-
-# ---- s3scan_jobs benchmark ----
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$SOCK'
-max_connections = 40
-shared_preload_libraries = 's3scan_jobs'
+start_throwaway_server "max_connections = 40
 s3scan_jobs.database = 'bench'
 s3scan_jobs.refresh_interval = 0        # the worker stays out of the measurements
 shared_buffers = $SHARED_BUFFERS
@@ -160,10 +84,10 @@ max_wal_size = 20GB
 checkpoint_timeout = 1h
 autovacuum = off                        # never runs during one measurement and not the other
 log_min_messages = warning
-log_checkpoints = off
-EOF
-as_pg $PGBIN/pg_ctl -D "$DATA" -l "$TMP/server.log" -w -t 120 start >/dev/null
-SERVER_STARTED=1
+log_checkpoints = off"
+DATA=$TMP/data
+SOCK=$TMP
+cd "$TMP"
 
 psql_db() {
     local db=$1; shift
@@ -181,6 +105,10 @@ done
 # --- 2. read database: extension, data, baseline -----------------------------------------------
 
 q bench "CREATE EXTENSION s3scan_jobs" >/dev/null
+VERSION=$(ext_version bench)
+OUT_MD=$(result_file "run-$SCALE" md "$VERSION")
+OUT_PNG=${OUT_MD%.md}.png
+say "s3scan_jobs $VERSION; the report: $OUT_MD"
 psql_db bench -f - <"$SQL/generate.sql" >/dev/null
 
 say "loading the measured jobs ($SIZES objects, $MEASURED_FINDINGS findings each)"
@@ -316,32 +244,70 @@ for db in w_ext w_plain; do
     q "$db" "VACUUM ANALYZE" >/dev/null
 done
 
-# The plain database must have the extension's tables exactly (but for the trigger functions).
+# The plain database must have the extension's tables exactly: columns, constraints, indexes and
+# the updated_at triggers (their functions aside: C in the extension, plpgsql in plain_schema.sql),
+# with their enabled states. The extension also has its own members there, which the write
+# scenarios measure and the plain tables must not have: the counter triggers (on job_objects and
+# findings, since 1.1; "expected" below: their function is the extension's count_changes or
+# count_truncate) and event triggers (database-wide; since 1.4 also on ALTER TABLE and trigger
+# DDL, none of which the writes run). Any other difference is drift; and the counter triggers
+# must be exactly as set_counter_maintenance(true) leaves them (counter_triggers_as_maintained(),
+# 1.4), or the writes measure something else than what ships.
 ddl_query="
 WITH t AS (SELECT c.oid, c.relname FROM pg_class c
-           WHERE c.relnamespace = 'public'::regnamespace AND c.relname IN ('jobs', 'job_objects', 'findings'))
-SELECT t.relname || ' column ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ||
+           WHERE c.relnamespace = 'public'::regnamespace AND c.relname IN ('jobs', 'job_objects', 'findings')),
+     member AS (SELECT d.classid, d.objid FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
+                WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND x.extname = 's3scan_jobs')
+SELECT 'f|' || t.relname || ' column ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ||
        CASE WHEN a.attnotnull THEN ' not null' ELSE '' END ||
        coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
 FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_attrdef d ON d.adrelid = t.oid AND d.adnum = a.attnum
 UNION ALL
-SELECT t.relname || ' constraint ' || conname || ' ' || pg_get_constraintdef(c.oid)
+SELECT 'f|' || t.relname || ' constraint ' || conname || ' ' || pg_get_constraintdef(c.oid)
 FROM t JOIN pg_constraint c ON c.conrelid = t.oid
 UNION ALL
-SELECT t.relname || ' index ' || pg_get_indexdef(i.indexrelid)
+SELECT 'f|' || t.relname || ' index ' || pg_get_indexdef(i.indexrelid)
 FROM t JOIN pg_index i ON i.indrelid = t.oid
 UNION ALL
-SELECT t.relname || ' trigger ' || regexp_replace(pg_get_triggerdef(g.oid), ' EXECUTE FUNCTION .*', '')
-FROM t JOIN pg_trigger g ON g.tgrelid = t.oid AND NOT g.tgisinternal
+SELECT CASE WHEN p.proname IN ('count_changes', 'count_truncate')
+                 AND ('pg_proc'::regclass::oid, p.oid) IN (SELECT classid, objid FROM member) THEN 't|' ELSE 'f|' END ||
+       t.relname || ' trigger ' || regexp_replace(pg_get_triggerdef(g.oid), ' EXECUTE FUNCTION .*', '') ||
+       ' (enabled ' || g.tgenabled::text || ')'
+FROM t JOIN pg_trigger g ON g.tgrelid = t.oid AND NOT g.tgisinternal JOIN pg_proc p ON p.oid = g.tgfoid
+UNION ALL
+SELECT CASE WHEN ('pg_event_trigger'::regclass::oid, e.oid) IN (SELECT classid, objid FROM member) THEN 't|' ELSE 'f|' END ||
+       'event trigger ' || e.evtname || ' ON ' || e.evtevent ||
+       coalesce(' WHEN TAG IN (' || array_to_string(e.evttags, ', ') || ')', '') || ' (enabled ' || e.evtenabled::text || ')'
+FROM pg_event_trigger e
 ORDER BY 1"
-q w_ext "$ddl_query" >"$TMP/ddl_ext.txt"
-q w_plain "$ddl_query" >"$TMP/ddl_plain.txt"
-if ! diff -u "$TMP/ddl_plain.txt" "$TMP/ddl_ext.txt" >"$TMP/ddl.diff"; then
+q w_ext "$ddl_query" >"$TMP/ddl_ext_all.txt"
+q w_plain "$ddl_query" >"$TMP/ddl_plain_all.txt"
+sed -n 's/^f|//p' "$TMP/ddl_ext_all.txt" >"$TMP/ddl_ext.txt"
+sed -n 's/^f|//p' "$TMP/ddl_plain_all.txt" >"$TMP/ddl_plain.txt"
+check() { q bench "INSERT INTO bench.checks VALUES (\$c\$$1\$c\$, $2, nullif(\$c\$$3\$c\$, ''))" >/dev/null; }
+if diff -u "$TMP/ddl_plain.txt" "$TMP/ddl_ext.txt" >"$TMP/ddl.diff"; then
+    check "plain_schema.sql = the extension's tables: the same $(wc -l <"$TMP/ddl_ext.txt") columns, constraints, indexes and updated_at triggers" true ""
+else
     echo "!!! DDL DRIFT: test/bench/sql/plain_schema.sql no longer matches the extension's tables:" >&2
     cat "$TMP/ddl.diff" >&2
-    note "DDL drift between plain_schema.sql and the extension's tables: $(grep '^[-+][a-z]' "$TMP/ddl.diff" | tr '\n' ';')"
+    check "plain_schema.sql = the extension's tables (columns, constraints, indexes, updated_at triggers)" false \
+          "DDL drift (- plain_schema.sql, + the extension): $(grep '^[-+][a-z]' "$TMP/ddl.diff" | tr '\n' ';')"
 fi
+n_counter=$(grep '^t|' "$TMP/ddl_ext_all.txt" | grep -vc '^t|event trigger ' || true)
+n_event=$(grep -c '^t|event trigger ' "$TMP/ddl_ext_all.txt" || true)
+plain_own=$(grep -c '^t|' "$TMP/ddl_plain_all.txt" || true)
+as_maintained=$(q w_ext "SELECT CASE WHEN to_regprocedure('public.counter_triggers_as_maintained()') IS NULL THEN 'n/a'
+                                     ELSE public.counter_triggers_as_maintained()::text END")
+own="$n_counter counter triggers, $n_event event triggers: $(sed -n 's/^t|//p' "$TMP/ddl_ext_all.txt" |
+      sed -E 's/ \(enabled (.)\)$/ [\1]/; s/^(job_objects|findings) trigger CREATE TRIGGER ([a-z_]+) .*( \[.\])$/\2\3/; s/^event trigger ([a-z0-9_]+) .*( \[.\])$/\1\2/' | paste -sd' ' -)"
+case $as_maintained in
+true) check "the extension's own, which the plain tables lack: $own; the counter triggers as set_counter_maintenance(true) leaves them ([A] always, [R] replica)" \
+            "$([ "$plain_own" = 0 ] && [ "$n_counter" -gt 0 ] && echo true || echo false)" "" ;;
+n/a) check "the extension's own, which the plain tables lack: $own (version $VERSION has no counter_triggers_as_maintained())" \
+           "$([ "$plain_own" = 0 ] && echo true || echo false)" "" ;;
+*) check "the counter triggers are as set_counter_maintenance(true) leaves them" false "$own" ;;
+esac
 
 # pgbench scripts, modelled on the clients (shared/reference/s3-scanner-interface.md).
 # Identifiers are computed from job/object numbers as in sql/generate.sql.
@@ -452,19 +418,17 @@ meta load_after_writes "$(cut -d' ' -f1-3 /proc/loadavg)"
 # --- 5. report ---------------------------------------------------------------------------------
 
 say "report"
-mkdir -p "$RESULTS"
+LOAD_END=$(loadavg)
 pg_version=$(q bench "SELECT version()")
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 mem=$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GB"}')
-rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "no commit")
-dirty=$(git -C "$REPO" status --porcelain 2>/dev/null | grep -qv '^??' && echo " (with uncommitted changes)" || true)
 settings=$(q bench "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings
                     WHERE name IN ('shared_buffers', 'work_mem', 'jit', 'max_parallel_workers_per_gather', 'autovacuum', 'fsync', 'synchronous_commit')")
 {
-    echo "# s3scan_jobs benchmark: $SCALE scale, $DATE"
+    echo "# The design note's table against the extension, $SCALE scale: $(title_of "$VERSION"), $DATE"
     echo
-    echo "- command: \`test/bench/run.sh $SCALE\` (repository revision $rev$dirty)"
-    echo "- machine: $(nproc) cores${cpu:+ ($cpu)}, $mem memory; shared with other work while it ran"
+    echo "- command: \`test/bench/run.sh $SCALE\`"
+    echo "- machine: $(nproc) cores${cpu:+ ($cpu)}, $mem memory; shared with other work while it ran: load average (1, 5, 15 min) $LOAD_START at the start, $LOAD_END at the end"
     echo "- server: $pg_version"
     echo "- settings: $settings; s3scan_jobs.refresh_interval=0 except while measuring the worker"
     echo "- data: measured jobs of $(sed 's/ /, /g' <<<"$SIZES") objects ($MEASURED_FINDINGS findings each) among small jobs of $SMALL_AVG objects on average (1 to $((2 * SMALL_AVG - 1))), one finding per $FIND_EVERY objects; $(q bench "SELECT to_char(count(*), 'FM999,999,999') FROM public.jobs") jobs, $(q bench "SELECT to_char(count(*), 'FM999,999,999') FROM public.job_objects") objects, $(q bench "SELECT to_char(count(*), 'FM999,999,999') FROM public.findings") findings at the end"
@@ -482,7 +446,7 @@ smax=$(tr ' ' '\n' <<<"$SIZES" | sort -n | tail -1)
 gnuplot <<EOF || note "gnuplot failed"
 set terminal pngcairo size 1100,650 noenhanced font ",10"
 set output '$OUT_PNG'
-set title "s3scan_jobs: one job's summary, median latency ($SCALE scale, $DATE, $(nproc) cores)"
+set title "s3scan_jobs $VERSION ($REVISION): one job's summary, median latency ($SCALE scale, $DATE, $(nproc) cores)"
 set logscale xy
 set xrange [$smin / 2.0 : $smax * 2.0]
 set xlabel 'objects in the job'
@@ -512,4 +476,10 @@ say "wrote $OUT_MD and $OUT_PNG"
 echo
 echo "Targets:"
 q bench "SELECT verdict || ': ' || target || ' @ ' || point || ': ' || measured FROM bench.target_results()"
-[ "$mismatches" = 0 ] || echo "!!! $mismatches VALUE MISMATCHES (see the Checks section)"
+REPORTED=1
+failed=$(q bench "SELECT count(*) FROM bench.checks WHERE NOT ok")
+if [ "$failed" != 0 ]; then
+    echo "!!! $failed CHECKS FAILED (see the Checks section of $OUT_MD)"
+    exit 1
+fi
+echo "Checks: all $(q bench "SELECT count(*) FROM bench.checks") true (the Checks section of $OUT_MD)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What a transaction's pending counter deltas cost inside subtransactions (issue 17, point 11):
+# What a transaction's pending counter deltas cost inside subtransactions:
 # N single-row status UPDATEs (one counted statement each) in one transaction, in three shapes:
 #   one_block      all N inside one PL/pgSQL BEGIN ... EXCEPTION block (one subtransaction)
 #   block_each     each inside its own BEGIN ... EXCEPTION block (N subtransactions, as psql's
@@ -7,34 +7,32 @@
 #   no_savepoint   plain statements, for comparison
 # for N = 10,000, 20,000 and 40,000, on one throwaway server. Prints the time of the N statements
 # and TopTransactionContext's size at the end of them (pg_backend_memory_contexts, before the
-# commit), and writes test/bench/results/<date>-subtransaction-deltas-<version>.md. Time that
+# commit), and writes test/bench/results/<date>-subtransaction-deltas-<version>-<revision>.md. Time that
 # doubles with N is linear; version 1.3 took 0.52 / 1.62 / 3.46 s for nested subtransaction ends
 # and held 12 MB at 80,000 statements in one savepoint. Not part of the test suite.
 #
 #   sudo test/bench/subtransaction_deltas.sh     # about a minute
 #
-# Builds and installs the extension (as root) unless BENCH_SKIP_BUILD=1. Environment:
-# S3SCAN_PG_BIN, BENCH_PORT (default 55498).
+# Builds and installs the extension (as root) unless BENCH_SKIP_BUILD=1; one throwaway server
+# (throwaway_server.sh). Environment: BENCH_PORT (default 55491), BENCH_SKIP_BUILD=1, BENCH_KEEP=1,
+# BENCH_RESULTS, S3SCAN_PG_BIN.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-PGBIN=${S3SCAN_PG_BIN:-/usr/lib/postgresql/15/bin}
-PORT=${BENCH_PORT:-55498}
-START=$SECONDS
-say() { printf '[subtransaction_deltas %4ds] %s\n' $((SECONDS - START)) "$*"; }
-
 . "$HERE/throwaway_server.sh"
+bench_init subtransaction_deltas 55491
+LOAD_START=$(loadavg)
+
+ensure_packages
 build_and_install
-start_throwaway_server subxact "s3scan_jobs.database = 'ext'
+start_throwaway_server "s3scan_jobs.database = 'ext'
 s3scan_jobs.refresh_interval = 0
 s3scan_jobs.fold_interval = 0"
 q() { as_pg "$PGBIN/psql" -X -q -At -h "$TMP" -p "$PORT" -d ext -v ON_ERROR_STOP=1 -c "$1"; }
 as_pg "$PGBIN/createdb" -h "$TMP" -p "$PORT" ext
 q "CREATE EXTENSION s3scan_jobs"
-VERSION=$(q "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'")
-REVISION=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-OUT=$HERE/results/$(date +%Y-%m-%d)-subtransaction-deltas-$VERSION.md
+VERSION=$(ext_version ext)
+OUT=$(result_file subtransaction-deltas md "$VERSION")
 q "INSERT INTO public.jobs (job_id, bucket) VALUES ('00000000-0000-4000-8000-000000000001', 'b')"
 q "INSERT INTO public.job_objects (job_id, bucket, key, etag)
    SELECT '00000000-0000-4000-8000-000000000001', 'b', 'k' || g, 'e' FROM generate_series(1, 40000) g"
@@ -68,17 +66,19 @@ for shape in no_savepoint one_block block_each; do
     q "SELECT public.fold_job_counters()" >/dev/null
 done
 diffs=$(q "SELECT count(*) FROM public.verify_job_counters()")
-load=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_END=$(loadavg)
 
 {
-    echo "# Pending counter deltas in subtransactions: s3scan_jobs $VERSION ($REVISION), $(date +%Y-%m-%d)"
+    echo "# Pending counter deltas in subtransactions: $(title_of "$VERSION"), $DATE"
     echo
     echo "\`test/bench/subtransaction_deltas.sh\`: N single-row status UPDATEs in one transaction; the time"
     echo "of the N statements and TopTransactionContext's size before the commit. One run each, one"
-    echo "server, load average at the end $load (2 cores). verify_job_counters() afterwards: $diffs differing rows."
+    echo "server, $(nproc) cores shared with other work: load average (1, 5, 15 min) $LOAD_START at the start, $LOAD_END at"
+    echo "the end. verify_job_counters() afterwards: $diffs differing rows."
     echo
     echo "| shape | N | ms | TopTransactionContext KiB |"
     echo "|---|---:|---:|---:|"
     printf '%s' "$rows"
 } | tee "$OUT"
+REPORTED=1
 say "wrote $OUT"

@@ -1,4 +1,4 @@
--- counters.sh's instruments and results (issue 9), installed in schema "bench" of the database
+-- counters.sh's instruments and results (the per-job counters), installed in schema "bench" of the database
 -- "bench" after sql/generate.sql (which creates the schema, bench.jid and the loaders) and
 -- sql/baseline_views.sql (the note's job_progress, for the refresh comparison).
 --
@@ -303,7 +303,7 @@ FROM bench.refresh GROUP BY kind;
 CREATE FUNCTION bench.refmed(k text) RETURNS double precision
     LANGUAGE sql STABLE RETURN (SELECT median FROM bench.refresh_stats WHERE kind = k);
 
--- The issue's targets, one row per measured point.
+-- The counters' targets, one row per measured point.
 CREATE FUNCTION bench.target_results()
     RETURNS TABLE (target text, point text, measured text, verdict text)
     LANGUAGE plpgsql STABLE AS $$
@@ -357,7 +357,7 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 
-    target := 'refresh_job_progress() <= 10% of today''s (counters off) and <= 5% of the note''s REFRESH CONCURRENTLY';
+    target := 'refresh_job_progress() <= 10% of the 1.0 path's (counters off) and <= 5% of the note''s REFRESH CONCURRENTLY';
     point := bench.meta_get('data_short');
     x := bench.refmed('refresh_on') / bench.refmed('refresh_off');
     y := bench.refmed('refresh_on') / bench.refmed('refresh_note');

@@ -1,7 +1,7 @@
 -- Prints the Markdown body of counters.sh's report (psql -At, database bench). The header
 -- (machine, settings, command, load) is written by counters.sh; definitions: counters_measure.sql.
 
-SELECT '## Targets (issue 9)';
+SELECT '## Targets';
 SELECT '';
 SELECT '| target | at | measured | verdict |';
 SELECT '|---|---|---|---|';
@@ -16,7 +16,7 @@ SELECT format('While %s pgbench clients (-R %s in total, -M prepared, synchronou
               'connection, Unix socket, per-transaction latency from --log: what a client sees, round '
               'trip included). Kinds alternate in chunks of %s s (%s per kind and block); blocks in the '
               'order %s, each with its own write load. "counters off" is set_counter_maintenance(false): '
-              'the views aggregate the base tables, today''s 1.0 path. Cells: median / p99 (n). '
+              'the views aggregate the base tables, the 1.0 path. Cells: median / p99 (n). '
               'The first reads of each chunk (plan cache warm-up) are not counted.',
               bench.meta_get('r_clients'), bench.meta_get('r_rate'), bench.meta_get('r_chunk'),
               bench.meta_get('r_chunks'), bench.meta_get('r_blocks'));
@@ -51,7 +51,7 @@ SELECT 'Block-to-block spread of the medians (counters on ran in ' ||
                  FROM bench.read_stats WHERE counters = 'on' AND block_spread IS NOT NULL AND block_spread > 0), 'one block') || '.';
 SELECT '';
 
-SELECT '## 2. Write cost: counters on, counters off, the seed''s plain tables';
+SELECT '## 2. Write cost: counters on, counters off, the plain tables';
 SELECT '';
 SELECT format('pgbench, %s clients, %s threads, -M prepared, synchronous_commit = off (CPU-bound), unthrottled; '
               'all clients on one job of %s objects (plus %s jobs of %s objects). "on" / "off": the '
@@ -121,7 +121,7 @@ SELECT 'Each refresh in its own transaction, timed to its COMMIT, after the same
        || bench.meta_get('churn') || ' random objects picked, those queued or processing move one '
        'status on, in one statement); per round: counters on, ABBA pairs of refresh_job_progress() and '
        'the note''s REFRESH MATERIALIZED VIEW CONCURRENTLY (test/bench/sql/baseline_views.sql), then '
-       'counters off (today''s 1.0 path), the same. fold_interval = 0 while this runs, so every '
+       'counters off (the 1.0 path), the same. fold_interval = 0 while this runs, so every '
        'refresh_job_progress() with counters on folds the churn itself. "maintenance on": '
        'set_counter_maintenance(true), which recounts every job while writers wait.';
 SELECT '';

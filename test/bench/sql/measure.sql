@@ -194,6 +194,16 @@ $$;
 -- Same values: the note's views against the extension's, for the measured jobs and a sample of
 -- small jobs, and the two materialized views in full (both must have been refreshed after the
 -- last write). One row per check; ok = false is a mismatch, with the rows in detail.
+-- The extension's job_progress has the note's 13 columns and then last_object_update (the newest
+-- updated_at of the job's objects), which the note's has not: the note's columns are compared
+-- with the note's, last_object_update with the job's objects. job_status's result has the same
+-- 13 columns and then status, data_source and cache_timestamp (the refresh log's time).
+CREATE FUNCTION bench.note_columns(p public.job_progress) RETURNS text
+    LANGUAGE sql STABLE
+    RETURN row(p.job_id, p.bucket, p.prefix, p.execution_arn, p.created_at, p.updated_at,
+               p.total_objects, p.queued_count, p.processing_count, p.succeeded_count,
+               p.failed_count, p.total_findings, p.progress_percent)::text;
+
 CREATE FUNCTION bench.check_values(measured uuid[], sample uuid[])
     RETURNS TABLE (check_name text, ok boolean, detail text)
     LANGUAGE plpgsql AS $$
@@ -204,6 +214,8 @@ DECLARE
     bad bigint;
     s   record;
     lp  record;
+    refreshed timestamptz := (SELECT l.last_refreshed_at FROM public.materialized_view_refresh_log l
+                              WHERE l.view_name = 'job_progress');
 BEGIN
     FOREACH jid IN ARRAY measured || sample LOOP
         SELECT t::text INTO b FROM baseline.job_summary t WHERE t.job_id = jid;
@@ -224,10 +236,21 @@ BEGIN
     RETURN NEXT;
 
     SELECT count(*) INTO bad FROM (
-        (SELECT t::text FROM baseline.job_progress t EXCEPT ALL SELECT t::text FROM public.job_progress t)
+        (SELECT t::text FROM baseline.job_progress t EXCEPT ALL SELECT bench.note_columns(t) FROM public.job_progress t)
         UNION ALL
-        (SELECT t::text FROM public.job_progress t EXCEPT ALL SELECT t::text FROM baseline.job_progress t)) d;
-    check_name := 'job_progress: note = extension, all ' ||
+        (SELECT bench.note_columns(t) FROM public.job_progress t EXCEPT ALL SELECT t::text FROM baseline.job_progress t)) d;
+    check_name := 'job_progress: note = extension in the note''s 13 columns, all ' ||
+                  (SELECT count(*) FROM public.job_progress) || ' rows';
+    ok := bad = 0;
+    detail := CASE WHEN bad > 0 THEN bad || ' differing rows' END;
+    RETURN NEXT;
+
+    SELECT count(*) INTO bad
+    FROM public.job_progress t
+    LEFT JOIN (SELECT o.job_id, max(o.updated_at) AS newest FROM public.job_objects o GROUP BY o.job_id) o
+           ON o.job_id = t.job_id
+    WHERE t.last_object_update IS DISTINCT FROM o.newest;
+    check_name := 'job_progress.last_object_update = the newest updated_at of the job''s objects, all ' ||
                   (SELECT count(*) FROM public.job_progress) || ' rows';
     ok := bad = 0;
     detail := CASE WHEN bad > 0 THEN bad || ' differing rows' END;
@@ -248,13 +271,15 @@ BEGIN
         RETURN NEXT;
 
         SELECT * INTO s FROM public.job_status(jid);
-        SELECT t::text INTO e FROM public.job_progress t WHERE t.job_id = jid;
-        check_name := 'job_status(cached) = job_progress row, job ' || jid;
+        SELECT bench.note_columns(t) INTO e FROM public.job_progress t WHERE t.job_id = jid;
+        check_name := 'job_status(cached) = its job_progress row (13 columns), cache_timestamp = the refresh log''s, job ' || jid;
         ok := s.data_source = 'cached'
               AND row(s.job_id, s.bucket, s.prefix, s.execution_arn, s.created_at, s.updated_at,
                       s.total_objects, s.queued_count, s.processing_count, s.succeeded_count,
-                      s.failed_count, s.total_findings, s.progress_percent)::text = e;
-        detail := CASE WHEN NOT ok THEN 'job_status: ' || s::text || ' | job_progress: ' || e END;
+                      s.failed_count, s.total_findings, s.progress_percent)::text = e
+              AND s.cache_timestamp IS NOT DISTINCT FROM refreshed;
+        detail := CASE WHEN NOT ok THEN 'job_status: ' || s::text || ' | job_progress: ' || e ||
+                                        ' | refreshed at ' || coalesce(refreshed::text, '(none)') END;
         RETURN NEXT;
     END LOOP;
 END;

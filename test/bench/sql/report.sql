@@ -71,7 +71,7 @@ CREATE FUNCTION bench.meta_get(k text) RETURNS text
     LANGUAGE sql STABLE
     RETURN (SELECT value FROM bench.meta WHERE key = k);
 
--- The issue's four targets, one row per measured point.
+-- The four targets, one row per measured point.
 --   verdict: PASS, MISS, 'PASS (within noise, <= 5%)' for a refresh ratio in (1.00, 1.05], or,
 --   for writes, INCONCLUSIVE when the machine's noise cannot tell.
 CREATE FUNCTION bench.target_results()
