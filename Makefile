@@ -3,10 +3,11 @@
 
 EXTENSION = s3scan_jobs
 MODULE_big = s3scan_jobs
-DATA = s3scan_jobs--1.0.sql s3scan_jobs--1.0--1.1.sql s3scan_jobs--1.1--1.2.sql s3scan_jobs--1.2--1.3.sql s3scan_jobs--1.3--1.4.sql s3scan_jobs_migrate.sql
 
+# The C++ sources and the SQL scripts: one list for this Makefile and CMakeLists.txt.
 include sources.mk
 OBJS = $(S3SCAN_SOURCES:.cpp=.o)
+DATA = $(S3SCAN_DATA)
 
 # Tests: one topic per file; the lists follow the files on disk.
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))

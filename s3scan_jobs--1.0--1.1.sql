@@ -3,7 +3,7 @@
 -- A fresh CREATE EXTENSION s3scan_jobs runs the 1.0 script and then this one (there is no
 -- separate 1.1 install script), so a fresh 1.1 and an updated 1.0 have the same objects.
 --
--- How the counters work (README "Per-job counters"):
+-- How the counters work (docs/design.md "The per-job counters"):
 -- - C statement-level AFTER triggers with transition tables on job_objects and findings append
 --   one row per (statement, job) to job_counter_deltas: the change of each count in that
 --   statement. Writers only append: no row is updated in place, so writers to one job never wait

@@ -5,11 +5,11 @@
 -- the counters count or how they are read: no recount is needed, and the update holds the
 -- counted tables' locks only for the trigger and index changes below (milliseconds).
 --
--- What changes, each measured side by side with test/bench/write_parts.sh (README "Performance"):
+-- What changes, each measured side by side with test/bench/write_parts.sh (docs/performance.md):
 -- - job_counter_deltas loses its btree on job_id. Every counted statement inserted one entry
 --   into it, all writers of a job into the same leaf page: in server CPU per UPDATE about as much
 --   again as the delta row itself. A job's real-time read now scans every pending delta, which
---   the worker's fold keeps to a few hundred rows (README "Per-job counters": what that costs
+--   the worker's fold keeps to a few hundred rows (docs/design.md "The per-job counters": what that costs
 --   when nothing folds). The triggers still maintain any index a DBA adds to the table.
 -- - The row-level counter triggers for logical replication fire by ENABLE REPLICA instead of a
 --   WHEN clause on session_replication_role: the same rows fire them, but a statement no longer

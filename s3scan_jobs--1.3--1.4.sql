@@ -1,11 +1,11 @@
 -- s3scan_jobs 1.3 -> 1.4: counters that no role can ride and no maintenance command silently
 -- breaks.
 --
--- A fresh CREATE EXTENSION s3scan_jobs runs the 1.0 script and every update script after it, so
--- a fresh 1.4 and an updated 1.0 to 1.3 have the same objects. Nothing here changes what the
--- counters count: no recount is needed.
+-- A fresh CREATE EXTENSION s3scan_jobs runs s3scan_jobs--1.4.sql; an updated 1.0 to 1.3 database
+-- ends with the same objects (test/t/017_counters_upgrade_dump.pl compares them). Nothing here
+-- changes what the counters count: no recount is needed.
 --
--- What changes (README "Security" and "What the extension refuses"):
+-- What changes (README "Security" and "Troubleshooting", docs/design.md):
 -- - The SQL that TRUNCATE's counter trigger runs as the tables' owner pins search_path and
 --   qualifies its types (the library: a role with TRUNCATE could have its pg_temp type and cast
 --   run as the owner); newest_object_update() answers only readers of job_progress_live (as the
@@ -334,3 +334,353 @@ ALTER EVENT TRIGGER s3scan_jobs_table_ddl_end ENABLE ALWAYS;
 
 -- A database whose counter triggers were already changed by hand reads the base tables from now on.
 SELECT @extschema@.notice_counter_trigger_changes();
+
+-- Comments ----------------------------------------------------------------------------------------
+
+-- What each object is and for whom, as psql's \d+ and \df+ show it: "for applications", "for
+-- operators" or "internal to s3scan_jobs". The same statements as in s3scan_jobs--1.4.sql (a
+-- fresh install), where each follows its object's definition.
+COMMENT ON TABLE @extschema@.jobs IS
+    'for applications: one row per scan job; its objects and findings are deleted with it';
+COMMENT ON COLUMN @extschema@.jobs.job_id IS
+    'the job''s id';
+COMMENT ON COLUMN @extschema@.jobs.bucket IS
+    'the S3 bucket the job scans';
+COMMENT ON COLUMN @extschema@.jobs.prefix IS
+    'the key prefix the job scans ('''': the whole bucket)';
+COMMENT ON COLUMN @extschema@.jobs.execution_arn IS
+    'ARN of the execution that runs the scan, if any';
+COMMENT ON COLUMN @extschema@.jobs.created_at IS
+    'when the job was created';
+COMMENT ON COLUMN @extschema@.jobs.updated_at IS
+    'when the job''s row last changed (set by a trigger on every UPDATE)';
+COMMENT ON TABLE @extschema@.job_objects IS
+    'for applications: one row per S3 object of a scan job, with its scan status; every change is counted in the job''s counters';
+COMMENT ON COLUMN @extschema@.job_objects.id IS
+    'the row''s id';
+COMMENT ON COLUMN @extschema@.job_objects.job_id IS
+    'the job the object belongs to (deleted with it)';
+COMMENT ON COLUMN @extschema@.job_objects.bucket IS
+    'the object''s S3 bucket';
+COMMENT ON COLUMN @extschema@.job_objects.key IS
+    'the object''s S3 key; (job_id, bucket, key, etag) is unique, nulls not distinct';
+COMMENT ON COLUMN @extschema@.job_objects.etag IS
+    'the ETag of the object''s version, if known';
+COMMENT ON COLUMN @extschema@.job_objects.status IS
+    'queued, processing, succeeded or failed; succeeded and failed objects are done';
+COMMENT ON COLUMN @extschema@.job_objects.last_error IS
+    'why the object''s scan last failed, if it did';
+COMMENT ON COLUMN @extschema@.job_objects.updated_at IS
+    'when the object''s row last changed (set by a trigger on every UPDATE); a job''s newest is its last_object_update';
+COMMENT ON TABLE @extschema@.findings IS
+    'for applications: what the detectors found in a scan job''s objects; every change is counted in the job''s counters';
+COMMENT ON COLUMN @extschema@.findings.id IS
+    'the row''s id';
+COMMENT ON COLUMN @extschema@.findings.job_id IS
+    'the job the finding belongs to (deleted with it)';
+COMMENT ON COLUMN @extschema@.findings.bucket IS
+    'the S3 bucket of the object the finding is in';
+COMMENT ON COLUMN @extschema@.findings.key IS
+    'the S3 key of the object the finding is in';
+COMMENT ON COLUMN @extschema@.findings.etag IS
+    'the ETag of that object''s version, if known';
+COMMENT ON COLUMN @extschema@.findings.detector IS
+    'the detector that matched; (bucket, key, etag, detector, byte_offset) is unique, nulls not distinct';
+COMMENT ON COLUMN @extschema@.findings.masked_match IS
+    'the matched text, masked';
+COMMENT ON COLUMN @extschema@.findings.context IS
+    'text around the match, if kept';
+COMMENT ON COLUMN @extschema@.findings.byte_offset IS
+    'where the match starts in the object, in bytes';
+COMMENT ON COLUMN @extschema@.findings.created_at IS
+    'when the finding was recorded';
+COMMENT ON SEQUENCE @extschema@.job_objects_id_seq IS
+    'for applications: the ids of job_objects (the default of its id column)';
+COMMENT ON SEQUENCE @extschema@.findings_id_seq IS
+    'for applications: the ids of findings (the default of its id column)';
+COMMENT ON FUNCTION @extschema@.touch_updated_at() IS
+    'internal to s3scan_jobs: trigger function that sets updated_at on every UPDATE of jobs and job_objects';
+COMMENT ON TABLE @extschema@.job_counters IS
+    'internal to s3scan_jobs: the folded per-job counts (no row: zeros); with the pending job_counter_deltas, what job_progress_live reads';
+COMMENT ON TABLE @extschema@.job_counter_deltas IS
+    'internal to s3scan_jobs: per-job count changes not folded into job_counters yet, appended by the counter triggers when a transaction commits';
+COMMENT ON TABLE @extschema@.job_counters_lock IS
+    'internal to s3scan_jobs: empty; its EXCLUSIVE lock makes folds and repairs of the counters take turns';
+COMMENT ON FUNCTION @extschema@.pending_counter_deltas() IS
+    'internal to s3scan_jobs: this transaction''s counter deltas that become job_counter_deltas rows when it commits';
+COMMENT ON FUNCTION @extschema@.newest_object_update(pg_catalog.uuid) IS
+    'internal to s3scan_jobs: the newest updated_at of a job''s objects, for job_progress_live when a removal made its counter unsure';
+COMMENT ON VIEW @extschema@.job_progress_from_counters IS
+    'internal to s3scan_jobs: a job''s counts from the counters (folded plus pending), the definition job_progress_live takes while counters are maintained';
+COMMENT ON VIEW @extschema@.job_progress_from_tables IS
+    'internal to s3scan_jobs: a job''s counts aggregated from the base tables, the definition job_progress_live takes while counters are not maintained';
+COMMENT ON VIEW @extschema@.job_progress_live IS
+    'for applications: every job''s counts and progress in real time, exact in the statement''s snapshot; job_status(id, true) reads it with the caller''s rights, so its callers need SELECT on it';
+COMMENT ON COLUMN @extschema@.job_progress_live.job_id IS
+    'the job''s id';
+COMMENT ON COLUMN @extschema@.job_progress_live.bucket IS
+    'the S3 bucket the job scans';
+COMMENT ON COLUMN @extschema@.job_progress_live.prefix IS
+    'the key prefix the job scans';
+COMMENT ON COLUMN @extschema@.job_progress_live.execution_arn IS
+    'ARN of the execution that runs the scan, if any';
+COMMENT ON COLUMN @extschema@.job_progress_live.created_at IS
+    'when the job was created';
+COMMENT ON COLUMN @extschema@.job_progress_live.updated_at IS
+    'when the job''s row last changed';
+COMMENT ON COLUMN @extschema@.job_progress_live.total_objects IS
+    'objects of the job';
+COMMENT ON COLUMN @extschema@.job_progress_live.queued_count IS
+    'objects with status queued';
+COMMENT ON COLUMN @extschema@.job_progress_live.processing_count IS
+    'objects with status processing';
+COMMENT ON COLUMN @extschema@.job_progress_live.succeeded_count IS
+    'objects with status succeeded';
+COMMENT ON COLUMN @extschema@.job_progress_live.failed_count IS
+    'objects with status failed';
+COMMENT ON COLUMN @extschema@.job_progress_live.total_findings IS
+    'findings of the job';
+COMMENT ON COLUMN @extschema@.job_progress_live.progress_percent IS
+    'objects done (succeeded or failed) in percent of total_objects; 0 for a job without objects';
+COMMENT ON COLUMN @extschema@.job_progress_live.last_object_update IS
+    'when an object of the job last changed (its newest updated_at); null without objects';
+COMMENT ON VIEW @extschema@.job_summary IS
+    'for applications: every job''s counts in real time, exact, with the scanner''s summary column names (over job_progress_live)';
+COMMENT ON COLUMN @extschema@.job_summary.job_id IS
+    'the job''s id';
+COMMENT ON COLUMN @extschema@.job_summary.bucket IS
+    'the S3 bucket the job scans';
+COMMENT ON COLUMN @extschema@.job_summary.prefix IS
+    'the key prefix the job scans';
+COMMENT ON COLUMN @extschema@.job_summary.created_at IS
+    'when the job was created';
+COMMENT ON COLUMN @extschema@.job_summary.updated_at IS
+    'when the job''s row last changed';
+COMMENT ON COLUMN @extschema@.job_summary.total_objects IS
+    'objects of the job';
+COMMENT ON COLUMN @extschema@.job_summary.queued IS
+    'objects with status queued';
+COMMENT ON COLUMN @extschema@.job_summary.processing IS
+    'objects with status processing';
+COMMENT ON COLUMN @extschema@.job_summary.succeeded IS
+    'objects with status succeeded';
+COMMENT ON COLUMN @extschema@.job_summary.failed IS
+    'objects with status failed';
+COMMENT ON COLUMN @extschema@.job_summary.total_findings IS
+    'findings of the job';
+COMMENT ON TABLE @extschema@.materialized_view_refresh_log IS
+    'for applications: how old the cache is: one row per materialized view (job_progress), kept by every refresh, also a REFRESH typed by a person';
+COMMENT ON COLUMN @extschema@.materialized_view_refresh_log.view_name IS
+    'the materialized view: job_progress';
+COMMENT ON COLUMN @extschema@.materialized_view_refresh_log.last_refreshed_at IS
+    'the time of the data the view holds (its last refresh''s transaction start); null when it is not populated';
+COMMENT ON COLUMN @extschema@.materialized_view_refresh_log.refresh_duration_ms IS
+    'how long the last refresh took, in milliseconds';
+COMMENT ON COLUMN @extschema@.materialized_view_refresh_log.total_jobs IS
+    'jobs in the view after the last refresh';
+COMMENT ON COLUMN @extschema@.materialized_view_refresh_log.total_objects IS
+    'objects of those jobs';
+COMMENT ON MATERIALIZED VIEW @extschema@.job_progress IS
+    'for applications: the cache: job_progress_live as of the last refresh (its time: materialized_view_refresh_log); cheap to read, refreshed by refresh_job_progress()';
+COMMENT ON COLUMN @extschema@.job_progress.job_id IS
+    'the job''s id';
+COMMENT ON COLUMN @extschema@.job_progress.bucket IS
+    'the S3 bucket the job scans';
+COMMENT ON COLUMN @extschema@.job_progress.prefix IS
+    'the key prefix the job scans';
+COMMENT ON COLUMN @extschema@.job_progress.execution_arn IS
+    'ARN of the execution that runs the scan, if any';
+COMMENT ON COLUMN @extschema@.job_progress.created_at IS
+    'when the job was created';
+COMMENT ON COLUMN @extschema@.job_progress.updated_at IS
+    'when the job''s row last changed, as of the last refresh';
+COMMENT ON COLUMN @extschema@.job_progress.total_objects IS
+    'objects of the job, as of the last refresh';
+COMMENT ON COLUMN @extschema@.job_progress.queued_count IS
+    'objects with status queued, as of the last refresh';
+COMMENT ON COLUMN @extschema@.job_progress.processing_count IS
+    'objects with status processing, as of the last refresh';
+COMMENT ON COLUMN @extschema@.job_progress.succeeded_count IS
+    'objects with status succeeded, as of the last refresh';
+COMMENT ON COLUMN @extschema@.job_progress.failed_count IS
+    'objects with status failed, as of the last refresh';
+COMMENT ON COLUMN @extschema@.job_progress.total_findings IS
+    'findings of the job, as of the last refresh';
+COMMENT ON COLUMN @extschema@.job_progress.progress_percent IS
+    'objects done (succeeded or failed) in percent of total_objects; 0 for a job without objects';
+COMMENT ON COLUMN @extschema@.job_progress.last_object_update IS
+    'when an object of the job last changed (its newest updated_at), as of the last refresh; null without objects';
+COMMENT ON VIEW @extschema@.active_jobs_progress IS
+    'for applications: the jobs not finished (progress below 100, also those without objects yet), newest first, from the cache job_progress';
+COMMENT ON VIEW @extschema@.job_statistics IS
+    'for applications: a one-row summary of every job for a dashboard, from the cache job_progress';
+COMMENT ON COLUMN @extschema@.job_statistics.total_jobs IS
+    'jobs';
+COMMENT ON COLUMN @extschema@.job_statistics.completed_jobs IS
+    'jobs at 100 percent';
+COMMENT ON COLUMN @extschema@.job_statistics.in_progress_jobs IS
+    'jobs above 0 and below 100 percent';
+COMMENT ON COLUMN @extschema@.job_statistics.pending_jobs IS
+    'jobs at 0 percent, also those without objects';
+COMMENT ON COLUMN @extschema@.job_statistics.total_objects_all_jobs IS
+    'objects of all jobs';
+COMMENT ON COLUMN @extschema@.job_statistics.total_objects_processed IS
+    'objects that succeeded, in all jobs';
+COMMENT ON COLUMN @extschema@.job_statistics.total_findings_all_jobs IS
+    'findings of all jobs';
+COMMENT ON COLUMN @extschema@.job_statistics.avg_progress IS
+    'the average of the jobs'' progress_percent';
+COMMENT ON COLUMN @extschema@.job_statistics.most_recent_job IS
+    'when the newest job was created';
+COMMENT ON COLUMN @extschema@.job_statistics.oldest_active_job IS
+    'when the oldest job below 100 percent was created';
+COMMENT ON TYPE @extschema@.job_status_result IS
+    'for applications: the row job_status() returns';
+COMMENT ON COLUMN @extschema@.job_status_result.job_id IS
+    'the job''s id';
+COMMENT ON COLUMN @extschema@.job_status_result.bucket IS
+    'the S3 bucket the job scans';
+COMMENT ON COLUMN @extschema@.job_status_result.prefix IS
+    'the key prefix the job scans';
+COMMENT ON COLUMN @extschema@.job_status_result.execution_arn IS
+    'ARN of the execution that runs the scan, if any';
+COMMENT ON COLUMN @extschema@.job_status_result.created_at IS
+    'when the job was created';
+COMMENT ON COLUMN @extschema@.job_status_result.updated_at IS
+    'when the job''s row last changed';
+COMMENT ON COLUMN @extschema@.job_status_result.total_objects IS
+    'objects of the job';
+COMMENT ON COLUMN @extschema@.job_status_result.queued_count IS
+    'objects with status queued';
+COMMENT ON COLUMN @extschema@.job_status_result.processing_count IS
+    'objects with status processing';
+COMMENT ON COLUMN @extschema@.job_status_result.succeeded_count IS
+    'objects with status succeeded';
+COMMENT ON COLUMN @extschema@.job_status_result.failed_count IS
+    'objects with status failed';
+COMMENT ON COLUMN @extschema@.job_status_result.total_findings IS
+    'findings of the job';
+COMMENT ON COLUMN @extschema@.job_status_result.progress_percent IS
+    'objects done (succeeded or failed) in percent of total_objects; 0 for a job without objects';
+COMMENT ON COLUMN @extschema@.job_status_result.status IS
+    'completed when the job has no objects or all are done (succeeded or failed), else processing';
+COMMENT ON COLUMN @extschema@.job_status_result.data_source IS
+    'cached (read from job_progress) or real_time (from job_progress_live)';
+COMMENT ON COLUMN @extschema@.job_status_result.cache_timestamp IS
+    'for a cached row, the time of the data it comes from (as last_refreshed_at in materialized_view_refresh_log); null in real time';
+COMMENT ON FUNCTION @extschema@.job_status(pg_catalog.uuid, boolean) IS
+    'for applications: progress of one scan job, from the cache job_progress when it has the job, else (or with real_time => true) exact from job_progress_live; zero rows for an unknown job';
+COMMENT ON TABLE @extschema@.refresh_history IS
+    'for operators: every refresh attempt of job_progress, whoever started it; the newest s3scan_jobs.history_limit rows are kept';
+COMMENT ON COLUMN @extschema@.refresh_history.id IS
+    'the row''s id';
+COMMENT ON COLUMN @extschema@.refresh_history.started_at IS
+    'when the attempt started';
+COMMENT ON COLUMN @extschema@.refresh_history.duration_ms IS
+    'how long it took, in milliseconds';
+COMMENT ON COLUMN @extschema@.refresh_history.outcome IS
+    'refreshed, skipped (another refresh was running) or failed';
+COMMENT ON COLUMN @extschema@.refresh_history.mode IS
+    'concurrent (the view was populated) or full';
+COMMENT ON COLUMN @extschema@.refresh_history.total_jobs IS
+    'jobs in the view after a refresh';
+COMMENT ON COLUMN @extschema@.refresh_history.total_objects IS
+    'objects of those jobs';
+COMMENT ON COLUMN @extschema@.refresh_history.error IS
+    'why a failed refresh failed';
+COMMENT ON COLUMN @extschema@.refresh_history.origin IS
+    'who started it: worker, sql (refresh_job_progress()), pg_cron, or refresh_command (a REFRESH MATERIALIZED VIEW typed by a person)';
+COMMENT ON SEQUENCE @extschema@.refresh_history_id_seq IS
+    'for operators: the ids of refresh_history (the default of its id column)';
+COMMENT ON TYPE @extschema@.refresh_result IS
+    'for operators: the row refresh_job_progress() returns';
+COMMENT ON COLUMN @extschema@.refresh_result.outcome IS
+    'refreshed, skipped (another refresh of job_progress was running) or failed';
+COMMENT ON COLUMN @extschema@.refresh_result.mode IS
+    'concurrent (the view was populated) or full; null when skipped';
+COMMENT ON COLUMN @extschema@.refresh_result.started_at IS
+    'when the attempt started';
+COMMENT ON COLUMN @extschema@.refresh_result.duration_ms IS
+    'how long it took, in milliseconds';
+COMMENT ON COLUMN @extschema@.refresh_result.total_jobs IS
+    'jobs in the view after the refresh; null unless refreshed';
+COMMENT ON COLUMN @extschema@.refresh_result.total_objects IS
+    'objects of those jobs; null unless refreshed';
+COMMENT ON COLUMN @extschema@.refresh_result.message IS
+    'what happened, in words (for a failure, the error)';
+COMMENT ON FUNCTION @extschema@.refresh_job_progress() IS
+    'for operators: refresh job_progress now (concurrently when populated) and log it; skips at once if a refresh is running; GRANT EXECUTE hands out the right to refresh';
+COMMENT ON FUNCTION @extschema@.on_refresh_command_start() IS
+    'internal to s3scan_jobs: event trigger function: a REFRESH MATERIALIZED VIEW job_progress typed by a person takes the refresh turn';
+COMMENT ON FUNCTION @extschema@.on_refresh_command_end() IS
+    'internal to s3scan_jobs: event trigger function: a REFRESH MATERIALIZED VIEW job_progress typed by a person is logged';
+COMMENT ON EVENT TRIGGER s3scan_jobs_refresh_command_start IS
+    'internal to s3scan_jobs: a REFRESH MATERIALIZED VIEW job_progress typed by a person takes turns with the extension''s refreshes';
+COMMENT ON EVENT TRIGGER s3scan_jobs_refresh_command_end IS
+    'internal to s3scan_jobs: records a REFRESH MATERIALIZED VIEW job_progress typed by a person in the refresh log and history';
+COMMENT ON FUNCTION @extschema@.refresh_worker_start() IS
+    'for operators: start a refresh worker for this database now (without preloading, or after refresh_worker_stop()); returns its pid';
+COMMENT ON FUNCTION @extschema@.refresh_worker_stop() IS
+    'for operators: stop this database''s refresh worker, also a preloaded one until refresh_worker_start(); true if one was stopped';
+COMMENT ON FUNCTION @extschema@.refresh_worker_status_all() IS
+    'internal to s3scan_jobs: the rows of the view refresh_worker_status';
+COMMENT ON VIEW @extschema@.refresh_worker_status IS
+    'for operators: what each refresh worker of the server is doing, one row per database it serves or is configured to serve';
+COMMENT ON COLUMN @extschema@.refresh_worker_status.database IS
+    'the database served';
+COMMENT ON COLUMN @extschema@.refresh_worker_status.pid IS
+    'the worker''s process id; null when none runs';
+COMMENT ON COLUMN @extschema@.refresh_worker_status.state IS
+    'starting, idle, refreshing, waiting for extension, disabled, database missing, stopped or no free worker slot';
+COMMENT ON COLUMN @extschema@.refresh_worker_status.started_by IS
+    'preload (s3scan_jobs.database) or sql (refresh_worker_start())';
+COMMENT ON COLUMN @extschema@.refresh_worker_status.last_refresh_start IS
+    'when the last refresh started';
+COMMENT ON COLUMN @extschema@.refresh_worker_status.last_refresh_duration_ms IS
+    'how long the last refresh took, in milliseconds';
+COMMENT ON COLUMN @extschema@.refresh_worker_status.last_refresh_outcome IS
+    'refreshed, skipped or failed';
+COMMENT ON COLUMN @extschema@.refresh_worker_status.last_error IS
+    'the last refresh error';
+COMMENT ON COLUMN @extschema@.refresh_worker_status.consecutive_failures IS
+    'refreshes failed in a row (the worker backs off: the interval doubled per failure, at most 4 intervals)';
+COMMENT ON COLUMN @extschema@.refresh_worker_status.next_refresh_due IS
+    'when the next refresh is due';
+COMMENT ON FUNCTION @extschema@.count_changes() IS
+    'internal to s3scan_jobs: trigger function that counts the changes of job_objects and findings into the job counters';
+COMMENT ON FUNCTION @extschema@.count_truncate() IS
+    'internal to s3scan_jobs: trigger function that counts a TRUNCATE of job_objects or findings into the job counters';
+COMMENT ON FUNCTION @extschema@.cancel_pending_counter_deltas(pg_catalog.uuid) IS
+    'internal to s3scan_jobs: writes the negation of this transaction''s pending counter deltas (one job or all) after a recount';
+COMMENT ON FUNCTION @extschema@.counter_triggers_as_maintained() IS
+    'internal to s3scan_jobs: whether all ten counter triggers are as set_counter_maintenance(true) leaves them';
+COMMENT ON FUNCTION @extschema@.job_progress_live_reads_counters() IS
+    'internal to s3scan_jobs: whether job_progress_live reads the counters (not the base tables)';
+COMMENT ON FUNCTION @extschema@.counter_maintenance() IS
+    'for operators: whether the per-job counters are maintained: reads use them and all ten counter triggers are as set_counter_maintenance(true) left them';
+COMMENT ON FUNCTION @extschema@.require_counter_maintenance() IS
+    'internal to s3scan_jobs: true when the counters are maintained, else error 55000 (for verify and repair)';
+COMMENT ON FUNCTION @extschema@.require_counted_tables_idle() IS
+    'internal to s3scan_jobs: error 55006 when job_objects or findings is in use by an unfinished statement of this session (for repair)';
+COMMENT ON FUNCTION @extschema@.repair_job_counters(pg_catalog.uuid) IS
+    'for operators: rebuild the counters of one job (or all) from the base tables, exactly, while writers keep writing; returns the jobs rebuilt';
+COMMENT ON FUNCTION @extschema@.fold_job_counters() IS
+    'for operators: move the pending counter deltas into job_counters now; returns how many were folded';
+COMMENT ON FUNCTION @extschema@.verify_job_counters(pg_catalog.uuid) IS
+    'for operators: the jobs (one or all) whose counts as reads return them differ from a recount of the base tables; no row: exact';
+COMMENT ON FUNCTION @extschema@.define_job_progress_live(boolean) IS
+    'internal to s3scan_jobs: makes job_progress_live a copy of job_progress_from_counters (true) or job_progress_from_tables (false)';
+COMMENT ON FUNCTION @extschema@.stop_reading_counters() IS
+    'internal to s3scan_jobs: makes reads count the base tables and empties the counters (the triggers are left as they are)';
+COMMENT ON FUNCTION @extschema@.notice_counter_trigger_changes() IS
+    'internal to s3scan_jobs: when the counter triggers were changed outside set_counter_maintenance(), makes reads count the base tables, with a warning';
+COMMENT ON FUNCTION @extschema@.set_counter_maintenance(boolean) IS
+    'for operators: maintain the per-job counters (true: rebuilds them; writers wait for the recount) or not (false: reads aggregate the base tables)';
+COMMENT ON FUNCTION @extschema@.on_table_ddl_start() IS
+    'internal to s3scan_jobs: event trigger function: refuses changes of the internal tables'' columns and names and of their indexes'' names';
+COMMENT ON FUNCTION @extschema@.on_table_ddl_end() IS
+    'internal to s3scan_jobs: event trigger function: refuses inheritance and partitioning of the counted tables, notices counter trigger changes';
+COMMENT ON EVENT TRIGGER s3scan_jobs_table_ddl_start IS
+    'internal to s3scan_jobs: refuses changes of the columns and names of job_counters, job_counter_deltas and job_counters_lock and of their indexes'' names';
+COMMENT ON EVENT TRIGGER s3scan_jobs_table_ddl_end IS
+    'internal to s3scan_jobs: refuses inheritance and partitioning of jobs, job_objects and findings; makes reads count the base tables when the counter triggers change outside set_counter_maintenance()';

@@ -99,7 +99,7 @@ ok( defined wait_for(
 my $log_fault = log_size($node);
 my $locker    = $node->background_psql('app');
 $locker->query_safe(
-	'SET lock_timeout = 0; BEGIN; LOCK TABLE job_objects IN ACCESS EXCLUSIVE MODE');
+	'SET lock_timeout = 0; BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE');
 
 ok( defined wait_for(
 		$node, 'mon',
@@ -245,12 +245,12 @@ $node->safe_psql('app',
 	"ALTER SYSTEM SET s3scan_jobs.refresh_interval = '1s'; SELECT pg_reload_conf()");
 
 # --- pg_ctl stop -m fast during a refresh ----------------------------------
-# A prepared transaction holds ACCESS EXCLUSIVE on job_objects: it survives
+# A prepared transaction holds ACCESS EXCLUSIVE on jobs (which the refresh reads): it survives
 # the shutdown, so only the worker's own handling of SIGTERM can end its
 # refresh, which waits on that lock.
 
 $node->safe_psql('app',
-	"BEGIN; LOCK TABLE job_objects IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION 's3scan_hold'"
+	"BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION 's3scan_hold'"
 );
 ok( defined wait_for(
 		$node, 'app',

@@ -52,7 +52,7 @@ ok( defined wait_for(
 		"SELECT state FROM refresh_worker_status WHERE database = 'postgres'", 'disabled'),
 	'worker paused');
 my $locker = $node->background_psql('postgres');
-$locker->query_safe('BEGIN; LOCK TABLE job_objects IN ACCESS EXCLUSIVE MODE');
+$locker->query_safe('BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE');
 
 my $sched = $node->safe_psql('postgres',
 	"SELECT cron.schedule('s3scan-refresh', '* * * * *', 'SELECT refresh_job_progress()')");
@@ -60,7 +60,7 @@ like($sched, qr/^\d+$/, 'cron.schedule accepts the refresh job');
 
 # The pg_cron run starts at the next minute and waits for the lock.
 my $cron_running = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-  WHERE NOT l.granted AND l.locktype = 'relation' AND l.relation = 'job_objects'::regclass
+  WHERE NOT l.granted AND l.locktype = 'relation' AND l.relation = 'jobs'::regclass
     AND a.backend_type <> '$WORKER_TYPE'";
 ok(defined wait_for($node, 'postgres', $cron_running, '1', 150),
 	'the pg_cron job starts a refresh at the minute (it waits for the held lock)')

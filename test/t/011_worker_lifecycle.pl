@@ -57,7 +57,7 @@ is(scalar(log_lines($node, $offset, qr/exited with exit code|canceling statement
 
 # A cancel during a refresh: the refresh waits for a lock held here, the cancel lands on it.
 my $locker = $node->background_psql('scans');
-$locker->query_safe('BEGIN; LOCK TABLE job_objects IN ACCESS EXCLUSIVE MODE');
+$locker->query_safe('BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE');
 ok( defined wait_for(
 		$node, 'postgres',
 		"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $worker"),

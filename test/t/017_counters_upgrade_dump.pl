@@ -1,22 +1,27 @@
-# The per-job counters (versions 1.1 to 1.3) across the upgrade paths and pg_dump (issue 9):
-# (a) ALTER EXTENSION s3scan_jobs UPDATE (to 1.3, through 1.1 and 1.2) on a 1.0 database with data builds exact counters, also
-#     while a writer's transaction is open when it starts (the update waits for it, and a writer
-#     arriving during the update waits for the update): verify_job_counters() finds nothing and
-#     the readers equal an independent recount; writes after the update keep them exact;
-# (b) a fresh CREATE EXTENSION (1.3) and 1.0 + UPDATE have the same schema: pg_dump --schema-only
-#     --binary-upgrade of both (which lists every extension member; a plain --schema-only shows
-#     only CREATE EXTENSION) with the OIDs taken out, and the members, triggers and dumped
-#     configuration tables from the catalogs; a diff is shown on failure;
+# The per-job counters (versions 1.1 to 1.4) across the upgrade paths and pg_dump (issue 9), and
+# the full install script against the update chain (issue 18):
+# (a) ALTER EXTENSION s3scan_jobs UPDATE (to 1.4, through 1.1, 1.2 and 1.3) on a 1.0 database with
+#     data builds exact counters, also while a writer's transaction is open when it starts (the
+#     update waits for it, and a writer arriving during the update waits for the update):
+#     verify_job_counters() finds nothing and the readers equal an independent recount; writes
+#     after the update keep them exact;
+# (b) a fresh CREATE EXTENSION, which runs the full install script s3scan_jobs--1.4.sql (checked:
+#     the file is installed, and the order the objects were created in is that script's), and
+#     1.0 + UPDATE have the same schema: pg_dump --schema-only --binary-upgrade of both (which
+#     lists every extension member, with its comment; a plain --schema-only shows only CREATE
+#     EXTENSION) with the OIDs taken out, and the members, definitions, grants, owners, triggers,
+#     storage parameters, dumped configuration tables and comments from the catalogs; a diff is
+#     shown on failure; the comparisons are shown to see a disabled trigger and a changed comment;
 # (c) pg_dump -Fc / pg_restore and pg_dump -Fp / psql of a 1.1 database with folded and pending
 #     counters: the counters are not in the dump, the restored database's counters are exact and
 #     its recount equals the source's;
 # (d) TRUNCATE jobs CASCADE and DROP EXTENSION, in a transaction that locked jobs first, while
 #     the worker folds: no deadlock;
-# (e) ALTER EXTENSION UPDATE from 1.1 (maintenance on and off) and from 1.2 to 1.3 with folded
+# (e) ALTER EXTENSION UPDATE from 1.1 (maintenance on and off) and from 1.2 to 1.4 with folded
 #     and pending counters: the counts carry over, the row-level triggers lose their WHEN clause
 #     and are ENABLE REPLICA (or stay disabled), all ten take 'per_transaction' (1.3), writes in
 #     both roles stay exact, also read inside their transaction, and the catalogs equal a fresh
-#     1.3's.
+#     1.4's.
 # The refresh worker serves the upgraded database throughout (it must not fold before 1.1 exists).
 
 use strict;
@@ -182,12 +187,24 @@ if ($rr_version eq '1.0')
 }
 counters_exact($node, 'up_rr', 'an update started in repeatable read');
 
-# --- (b) fresh 1.3 and 1.0 + update: the same schema ------------------------------------------
+# --- (b) fresh 1.4 (its full install script) and 1.0 + update: the same schema ---------------
 
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION s3scan_jobs');
 is($node->safe_psql('fresh', "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'"),
 	'1.4', 'a fresh install is 1.4');
+# PostgreSQL runs the install script of the target version when there is one, rather than 1.0's
+# and the updates: the comparisons below then prove that script equal to the update chain. That
+# it ran shows in the order the objects were created: the full script creates the counters
+# before the views, the chain creates job_progress_live in 1.0 and job_counters in 1.1.
+ok(-f $node->config_data('--sharedir') . '/extension/s3scan_jobs--1.4.sql',
+	'the full install script s3scan_jobs--1.4.sql is installed');
+my $created_first = q{SELECT CASE WHEN 'job_counters'::regclass::oid < 'job_progress_live'::regclass::oid
+	THEN 'job_counters' ELSE 'job_progress_live' END};
+is($node->safe_psql('fresh', $created_first), 'job_counters',
+	'a fresh install ran s3scan_jobs--1.4.sql (the counters were created before the views)');
+is($node->safe_psql('up', $created_first), 'job_progress_live',
+	'the updated database ran 1.0 and the updates (the views were created before the counters)');
 
 # pg_dump --schema-only --binary-upgrade: every member of the extension, with its definition,
 # owner, grants, trigger states; OIDs (which differ between any two databases) taken out.
@@ -272,13 +289,25 @@ SELECT 'constraint: ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_c
 FROM pg_constraint WHERE connamespace = 'public'::regnamespace
 UNION ALL
 SELECT 'relation: ' || oid::regclass || ' ' || relkind::text || ' ' || relpersistence::text || ' '
-       || coalesce(reloptions::text, '-') || ' ' || coalesce(relacl::text, '-') || ' ' || relowner::regrole
+       || relreplident::text || ' ' || coalesce(reloptions::text, '-') || ' ' || coalesce(relacl::text, '-')
+       || ' ' || relowner::regrole
 FROM pg_class WHERE relnamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'event trigger: ' || evtname || ' ' || evtevent || ' ' || evtenabled::text || ' ' || evttags::text
+       || ' ' || evtfoid::regprocedure || ' ' || evtowner::regrole
+FROM pg_event_trigger
+UNION ALL
+-- The comment of every object created after initdb (so of every member of the extension and of
+-- their columns): obj_description() and col_description() of each.
+SELECT 'comment: ' || pg_describe_object(classoid, objoid, objsubid) || ': ' || description
+FROM pg_description WHERE objoid >= 16384
 ORDER BY 1};
 my $cat_up    = $node->safe_psql('up',    $catalog_sql);
 my $cat_fresh = $node->safe_psql('fresh', $catalog_sql);
 like($cat_fresh, qr/^trigger: job_objects job_objects_count_inserts A /m,
 	'the counter triggers are ENABLE ALWAYS');
+like($cat_fresh, qr/^comment: view job_summary: for applications: /m, 'the catalogs list the comments');
+like($cat_fresh, qr/^comment: column status of table job_objects: /m, '... of columns too');
 ok($cat_up eq $cat_fresh, 'catalogs: 1.0 + UPDATE equals a fresh 1.4 (members, definitions, grants)')
   or diag(show_diff('catalog_updated.txt', $cat_up, 'catalog_fresh.txt', $cat_fresh));
 
@@ -293,6 +322,14 @@ is($node->safe_psql('fresh', 'SELECT counter_maintenance()'), 'f',
 	'enabled again by hand: counter maintenance stays off');
 $node->safe_psql('fresh', 'SELECT set_counter_maintenance(true)');
 is(schema_dump('fresh'), $dump_fresh, 'after set_counter_maintenance(true): the same dump');
+# ... and a changed comment, of a column.
+my $comment = $node->safe_psql('fresh',
+	"SELECT quote_literal(col_description('job_summary'::regclass, 7))");
+$node->safe_psql('fresh', "COMMENT ON COLUMN job_summary.queued IS 'changed'");
+isnt(schema_dump('fresh'), $dump_up, 'a changed comment: the dumps differ');
+isnt($node->safe_psql('fresh', $catalog_sql), $cat_up, 'a changed comment: the catalogs differ');
+$node->safe_psql('fresh', "COMMENT ON COLUMN job_summary.queued IS $comment");
+is($node->safe_psql('fresh', $catalog_sql), $cat_up, 'the comment back: the same catalogs');
 
 # --- (e) 1.1 or 1.2 with data, then ALTER EXTENSION UPDATE to 1.3 -------------------------------
 # 1.2 and 1.3 change no count, only how they are written: the counters (folded and pending) carry
