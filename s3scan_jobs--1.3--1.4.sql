@@ -25,6 +25,11 @@
 -- - set_counter_maintenance() locks the tables before the folds' turn, as repairs and folds do.
 -- - job_counter_deltas has REPLICA IDENTITY FULL: under a publication FOR ALL TABLES the folds'
 --   deletes were refused (no replica identity), and every fold and refresh failed.
+-- - The refresh worker refreshes only when something changed: a trigger on jobs
+--   (note_job_changes()), the counter triggers and what rewrites the counters
+--   (note_data_change()) move a count in shared memory at commit; with the count unchanged since
+--   its last refresh the worker records an 'unchanged' pass (refresh_history's outcome) instead of
+--   a REFRESH, and moves the log's last_refreshed_at.
 --
 -- Same rules as the 1.0 script (CONTRIBUTING.md): every operator OPERATOR(pg_catalog.x), every
 -- function pg_catalog.f(), types qualified where they are not keywords, explicit casts, the
@@ -146,6 +151,8 @@ BEGIN
     -- This transaction's own pending deltas are in that recount already; they become rows at
     -- commit, where this cancels them.
     PERFORM @extschema@.cancel_pending_counter_deltas(repair_job_counters.job_id);
+    -- What job_progress shows may have changed: the refresh worker's next pass refreshes.
+    PERFORM @extschema@.note_data_change();
     RETURN rebuilt;
 END
 $body$;
@@ -216,6 +223,7 @@ BEGIN
     DELETE FROM @extschema@.job_counter_deltas;
     DELETE FROM @extschema@.job_counters;
     PERFORM @extschema@.cancel_pending_counter_deltas(NULL::pg_catalog.uuid);
+    PERFORM @extschema@.note_data_change();
 END
 $body$;
 REVOKE ALL ON FUNCTION @extschema@.stop_reading_counters() FROM PUBLIC;
@@ -303,6 +311,42 @@ BEGIN
     END IF;
 END
 $body$;
+
+-- Refreshes only when something changed ---------------------------------------------------------
+
+-- The refresh worker skips a refresh when nothing job_progress shows has changed since its last
+-- one (outcome 'unchanged'): every transaction that changes a job, an object or a finding, or
+-- rewrites the counters, moves a count of changes in shared memory when it commits.
+ALTER TABLE @extschema@.refresh_history DROP CONSTRAINT refresh_history_outcome_check,
+    ADD CONSTRAINT refresh_history_outcome_check CHECK (outcome OPERATOR(pg_catalog.=) ANY
+        (ARRAY['refreshed'::pg_catalog.text, 'skipped'::pg_catalog.text, 'failed'::pg_catalog.text,
+               'unchanged'::pg_catalog.text]));
+-- Tells the refresh worker that what job_progress shows may have changed (repair and the switch
+-- to counting the tables rewrite the counters).
+CREATE FUNCTION @extschema@.note_data_change() RETURNS void
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 's3scan_note_data_change';
+REVOKE ALL ON FUNCTION @extschema@.note_data_change() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.note_data_change() IS
+    'internal to s3scan_jobs: tells the refresh worker that what job_progress shows may have changed';
+
+-- A change of a job (created, changed, deleted, truncated) moves the count of changes the refresh
+-- worker compares before it refreshes: with nothing changed since its last refresh it skips it
+-- (outcome 'unchanged'). Row level, so that logical replication's apply fires it too; ENABLE
+-- ALWAYS, so that it fires under every session_replication_role. It resolves no name.
+CREATE FUNCTION @extschema@.note_job_changes() RETURNS pg_catalog.trigger
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 's3scan_note_job_changes';
+REVOKE ALL ON FUNCTION @extschema@.note_job_changes() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.note_job_changes() IS
+    'internal to s3scan_jobs: trigger function on jobs that tells the refresh worker something changed';
+CREATE TRIGGER jobs_note_changes AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jobs
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.note_job_changes();
+CREATE TRIGGER jobs_note_truncate AFTER TRUNCATE ON @extschema@.jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.note_job_changes();
+ALTER TABLE @extschema@.jobs ENABLE ALWAYS TRIGGER jobs_note_changes, ENABLE ALWAYS TRIGGER jobs_note_truncate;
 
 -- The event triggers ------------------------------------------------------------------------------
 
@@ -579,7 +623,7 @@ COMMENT ON COLUMN @extschema@.refresh_history.started_at IS
 COMMENT ON COLUMN @extschema@.refresh_history.duration_ms IS
     'how long it took, in milliseconds';
 COMMENT ON COLUMN @extschema@.refresh_history.outcome IS
-    'refreshed, skipped (another refresh was running) or failed';
+    'refreshed, skipped (another refresh was running), failed, or unchanged (the worker found nothing changed since its last refresh and did not refresh)';
 COMMENT ON COLUMN @extschema@.refresh_history.mode IS
     'concurrent (the view was populated) or full';
 COMMENT ON COLUMN @extschema@.refresh_history.total_jobs IS

@@ -181,6 +181,23 @@ CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON @extschema@.jobs
 CREATE TRIGGER job_objects_touch_updated_at BEFORE UPDATE ON @extschema@.job_objects
     FOR EACH ROW EXECUTE FUNCTION @extschema@.touch_updated_at();
 
+-- A change of a job (created, changed, deleted, truncated) moves the count of changes the refresh
+-- worker compares before it refreshes: with nothing changed since its last refresh it skips it
+-- (outcome 'unchanged'). Row level, so that logical replication's apply fires it too; ENABLE
+-- ALWAYS, so that it fires under every session_replication_role. It resolves no name.
+CREATE FUNCTION @extschema@.note_job_changes() RETURNS pg_catalog.trigger
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 's3scan_note_job_changes';
+REVOKE ALL ON FUNCTION @extschema@.note_job_changes() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.note_job_changes() IS
+    'internal to s3scan_jobs: trigger function on jobs that tells the refresh worker something changed';
+CREATE TRIGGER jobs_note_changes AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jobs
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.note_job_changes();
+CREATE TRIGGER jobs_note_truncate AFTER TRUNCATE ON @extschema@.jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.note_job_changes();
+ALTER TABLE @extschema@.jobs ENABLE ALWAYS TRIGGER jobs_note_changes, ENABLE ALWAYS TRIGGER jobs_note_truncate;
+
 -- The counters' tables ---------------------------------------------------------------------------
 -- Exact per-job counts kept inside the server (docs/design.md "The per-job counters"). The counter triggers
 -- (in "The counters' upkeep" below) sum what each transaction changes per job and, when it
@@ -661,7 +678,8 @@ CREATE TABLE @extschema@.refresh_history (
     started_at    pg_catalog.timestamptz NOT NULL,
     duration_ms   double precision NOT NULL,
     outcome       pg_catalog.text NOT NULL CHECK (outcome OPERATOR(pg_catalog.=) ANY
-                      (ARRAY['refreshed'::pg_catalog.text, 'skipped'::pg_catalog.text, 'failed'::pg_catalog.text])),
+                      (ARRAY['refreshed'::pg_catalog.text, 'skipped'::pg_catalog.text, 'failed'::pg_catalog.text,
+                             'unchanged'::pg_catalog.text])),
     mode          pg_catalog.text CHECK (mode OPERATOR(pg_catalog.=) ANY
                       (ARRAY['concurrent'::pg_catalog.text, 'full'::pg_catalog.text])),
     total_jobs    bigint,
@@ -680,7 +698,7 @@ COMMENT ON COLUMN @extschema@.refresh_history.started_at IS
 COMMENT ON COLUMN @extschema@.refresh_history.duration_ms IS
     'how long it took, in milliseconds';
 COMMENT ON COLUMN @extschema@.refresh_history.outcome IS
-    'refreshed, skipped (another refresh was running) or failed';
+    'refreshed, skipped (another refresh was running), failed, or unchanged (the worker found nothing changed since its last refresh and did not refresh)';
 COMMENT ON COLUMN @extschema@.refresh_history.mode IS
     'concurrent (the view was populated) or full';
 COMMENT ON COLUMN @extschema@.refresh_history.total_jobs IS
@@ -992,6 +1010,16 @@ COMMENT ON FUNCTION @extschema@.require_counter_maintenance() IS
 -- Error 55006 when job_objects or findings is open in a statement of this session that has not
 -- finished (a writable WITH around the call, a trigger on the table, a query over it): a recount
 -- then would see that statement's changes, which its counter trigger adds again.
+-- Tells the refresh worker that what job_progress shows may have changed (repair and the switch
+-- to counting the tables rewrite the counters).
+CREATE FUNCTION @extschema@.note_data_change() RETURNS void
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 's3scan_note_data_change';
+REVOKE ALL ON FUNCTION @extschema@.note_data_change() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.note_data_change() IS
+    'internal to s3scan_jobs: tells the refresh worker that what job_progress shows may have changed';
+
 CREATE FUNCTION @extschema@.require_counted_tables_idle() RETURNS boolean
     LANGUAGE c VOLATILE
     SET search_path = pg_catalog, pg_temp
@@ -1072,6 +1100,8 @@ BEGIN
     -- This transaction's own pending deltas are in that recount already; they become rows at
     -- commit, where this cancels them.
     PERFORM @extschema@.cancel_pending_counter_deltas(repair_job_counters.job_id);
+    -- What job_progress shows may have changed: the refresh worker's next pass refreshes.
+    PERFORM @extschema@.note_data_change();
     RETURN rebuilt;
 END
 $body$;
@@ -1213,6 +1243,7 @@ BEGIN
     DELETE FROM @extschema@.job_counter_deltas;
     DELETE FROM @extschema@.job_counters;
     PERFORM @extschema@.cancel_pending_counter_deltas(NULL::pg_catalog.uuid);
+    PERFORM @extschema@.note_data_change();
 END
 $body$;
 REVOKE ALL ON FUNCTION @extschema@.stop_reading_counters() FROM PUBLIC;

@@ -6,7 +6,9 @@
 S3SCAN_SOURCES = \
 	src/s3scan_jobs.cpp \
 	src/job_status.cpp \
+	src/live_counts.cpp \
 	src/refresh.cpp \
+	src/data_changes.cpp \
 	src/pinned_sql.cpp \
 	src/touch_trigger.cpp \
 	src/counter_triggers.cpp \

@@ -20,6 +20,7 @@
 // SQL, no permission check), so a writer of job_objects needs no right on it; the
 // TRUNCATE trigger's one statement runs as the table's owner. Nothing here waits for another
 // writer: every writer only inserts.
+#include "data_changes.hpp"
 #include "delta_rows.hpp"
 #include "pinned_sql.hpp"
 #include "transaction_deltas.hpp"
@@ -208,6 +209,7 @@ int delta_rows_of(DeltaSet *set, DeltaRow **rows) {
 void append_deltas(Relation triggering, DeltaSet *set, Written when) {
     if (set->inline_count == 0)
         return;
+    s3scan::note_data_change();
     Oid relid = delta_table_in_schema_of(triggering);
     DeltaRow *rows;
     int count = delta_rows_of(set, &rows);
@@ -313,6 +315,7 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
                         errmsg("count_truncate() must be fired by TRUNCATE")));
     Oid deltas = delta_table_in_schema_of(trigdata->tg_relation);
     const char *nsp = quote_identifier(get_namespace_name(get_rel_namespace(deltas)));
+    s3scan::note_data_change();
 
     // Every job's count of the truncated table's rows (folded plus pending) is negated; for
     // objects, the newest updated_at is re-read from the (now empty) table. Since 1.3 the pending

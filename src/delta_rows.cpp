@@ -67,6 +67,11 @@ struct DeltaTable {
     TupleTableSlot *slot;
 };
 
+const AttrNumber *delta_table_columns(Relation rel) {
+    map_delta_columns(rel);
+    return mapped_columns;
+}
+
 bool delta_row_changes_something(const DeltaRow *row) {
     bool changed = row->total_objects != 0 || row->total_findings != 0 || row->wrote || row->recheck;
     for (int i = 0; i < 4; i++)

@@ -43,6 +43,11 @@ DeltaTable *delta_table_open(Oid relid);
 // what one transaction changed.
 void delta_table_insert(DeltaTable *table, const DeltaRow *row, CommandId cid);
 
+// Where the columns of job_counter_deltas are in rel's rows (checked as for inserts): job_id,
+// total_objects, queued_count, processing_count, succeeded_count, failed_count, total_findings,
+// last_object_update, last_object_update_recheck.
+const AttrNumber *delta_table_columns(Relation rel);
+
 // Whether the row's counts fit the table's integer columns.
 bool delta_row_fits(const DeltaRow *row);
 

@@ -16,7 +16,13 @@
 // Row-level security on jobs is honoured on both paths: a job the caller's policies hide is not
 // found. The hot path makes no SQL catalog query, only syscache and relcache look-ups; every relation is
 // locked before it is used and a relation dropped meanwhile (DROP EXTENSION) counts as missing.
+#include "live_counts.hpp"
 #include "pg.hpp"
+#include "pinned_sql.hpp"
+
+extern "C" {
+#include "utils/numeric.h"
+}
 
 namespace {
 
@@ -56,20 +62,12 @@ SPIPlanPtr prepare_kept(const char *sql) {
     return plan;
 }
 
-// Prepares the two reads for schema nsp, once per session (again if the schema changes).
-void ensure_plans(Oid nsp) {
-    if (plans.nsp == nsp && plans.cached != nullptr && plans.live != nullptr)
-        return;
-    if (plans.cached != nullptr)
-        SPI_freeplan(plans.cached);
-    if (plans.live != nullptr)
-        SPI_freeplan(plans.live);
-    plans = {InvalidOid, nullptr, nullptr};
-
+// The SQL of the two reads of schema nsp.
+char *cached_read_sql(Oid nsp) {
     const char *schema = quote_identifier(get_namespace_name(nsp));
     // The cached row, only while its job still exists as it was (same created_at: not deleted,
     // not deleted and created again), with the time of the data it was computed from.
-    char *cached_sql = psprintf(
+    return psprintf(
         "SELECT p.job_id, p.bucket, p.prefix, p.execution_arn, p.created_at, p.updated_at, "
         "p.total_objects, p.queued_count, p.processing_count, p.succeeded_count, p.failed_count, "
         "p.total_findings, p.progress_percent, l.last_refreshed_at "
@@ -80,11 +78,27 @@ void ensure_plans(Oid nsp) {
         "ON l.view_name OPERATOR(pg_catalog.=) 'job_progress' "
         "WHERE p.job_id OPERATOR(pg_catalog.=) $1",
         schema, schema, schema);
-    char *live_sql = psprintf("SELECT %s FROM %s.job_progress_live WHERE job_id OPERATOR(pg_catalog.=) $1",
-                              kColumns, schema);
-    SPIPlanPtr cached = prepare_kept(cached_sql);
-    SPIPlanPtr live = prepare_kept(live_sql);
-    plans = {nsp, cached, live};
+}
+
+char *live_read_sql(Oid nsp) {
+    return psprintf("SELECT %s FROM %s.job_progress_live WHERE job_id OPERATOR(pg_catalog.=) $1", kColumns,
+                    quote_identifier(get_namespace_name(nsp)));
+}
+
+// The session's plan of one of the reads for schema nsp, prepared at its first use (again if the
+// schema changes): a connection that never needs one never parses it.
+SPIPlanPtr plan_for(Oid nsp, bool cached) {
+    if (plans.nsp != nsp) {
+        if (plans.cached != nullptr)
+            SPI_freeplan(plans.cached);
+        if (plans.live != nullptr)
+            SPI_freeplan(plans.live);
+        plans = {nsp, nullptr, nullptr};
+    }
+    SPIPlanPtr *plan = cached ? &plans.cached : &plans.live;
+    if (*plan == nullptr)
+        *plan = prepare_kept(cached ? cached_read_sql(nsp) : live_read_sql(nsp));
+    return *plan;
 }
 
 // Opens nsp.relname, locked as a SELECT would lock it; nullptr when it does not exist or was
@@ -239,6 +253,74 @@ bool read_into(SPIPlanPtr plan, Datum job_id, bool cached, ReturnSetInfo *rsinfo
     return true;
 }
 
+// What the real-time read through the counters found.
+enum class LiveRead {
+    Hit,         // the row is in the tuplestore
+    Miss,        // no such job: zero rows, as the view answers
+    NoShortcut,  // the SQL plan of job_progress_live must answer
+};
+
+// progress_percent as job_progress_live computes it: ((succeeded + failed)::numeric * 100.0) /
+// total::numeric, 0.0 without objects (the same numeric functions, so the same scale).
+Datum progress_percent(int64 total, int64 done) {
+    if (total == 0)
+        return DirectFunctionCall3(numeric_in, CStringGetDatum("0.0"), ObjectIdGetDatum(InvalidOid),
+                                   Int32GetDatum(-1));
+    Datum hundred =
+        DirectFunctionCall3(numeric_in, CStringGetDatum("100.0"), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+    Datum product = DirectFunctionCall2(numeric_mul, NumericGetDatum(int64_to_numeric(done)), hundred);
+    return DirectFunctionCall2(numeric_div, product, NumericGetDatum(int64_to_numeric(total)));
+}
+
+// The real-time read without SQL, when job_progress_live reads the counters: what the view
+// returns for one job (its jobs row, its counter row plus its unfolded and pending deltas), with
+// the same rights: the caller's SELECT on the view, and the view owner's on what it reads
+// (without row-level security there; otherwise the SQL plan applies it). A new connection pays no
+// parse and plan of the view, a warm one no executor: a few index probes and a scan of the
+// unfolded deltas.
+LiveRead read_live_directly(Oid nsp, Datum job_id, ReturnSetInfo *rsinfo) {
+    Oid live = get_relname_relid("job_progress_live", nsp);
+    Oid jobs_id = get_relname_relid("jobs", nsp);
+    Oid jobs_key = get_relname_relid("jobs_pkey", nsp);
+    Oid counters = get_relname_relid("job_counters", nsp);
+    Oid counters_key = get_relname_relid("job_counters_pkey", nsp);
+    Oid deltas = get_relname_relid("job_counter_deltas", nsp);
+    if (!OidIsValid(live) || !OidIsValid(jobs_id) || !OidIsValid(jobs_key) || !OidIsValid(counters) ||
+        !OidIsValid(counters_key) || !OidIsValid(deltas) ||
+        pg_class_aclcheck(live, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+        return LiveRead::NoShortcut;
+    // As the rewriter locks a view it expands; then what the view reads now.
+    LockRelationOid(live, AccessShareLock);
+    if (!s3scan::live_view_reads_counters(live, counters))
+        return LiveRead::NoShortcut;
+    Oid owner = s3scan::relation_owner(live);
+    const Oid read[3] = {jobs_id, counters, deltas};
+    for (Oid relid : read)
+        if (pg_class_aclcheck(relid, owner, ACL_SELECT) != ACLCHECK_OK ||
+            check_enable_rls(relid, owner, true) == RLS_ENABLED)
+            return LiveRead::NoShortcut;
+
+    Datum values[kResultColumns];
+    bool nulls[kResultColumns];
+    Relation jobs = table_open(jobs_id, AccessShareLock);
+    bool found = lookup_in(jobs, jobs_key, F_UUID_EQ, job_id, 6, values, nulls);
+    table_close(jobs, NoLock);
+    if (!found)
+        return LiveRead::Miss;
+    s3scan::JobCounts counts;
+    s3scan::read_job_counts(counters, counters_key, deltas, job_id, &counts);
+    const int64 column_values[6] = {counts.total_objects, counts.by_status[0], counts.by_status[1],
+                                    counts.by_status[2],  counts.by_status[3], counts.total_findings};
+    for (int i = 0; i < 6; i++) {
+        values[6 + i] = Int64GetDatum(column_values[i]);
+        nulls[6 + i] = false;
+    }
+    values[12] = progress_percent(counts.total_objects, counts.by_status[2] + counts.by_status[3]);
+    nulls[12] = false;
+    put_result(rsinfo, values, nulls, false);
+    return LiveRead::Hit;
+}
+
 // Row-level security on jobs decides which jobs the caller may ask about, on both paths. The
 // cached read alone would apply it (no shortcut under policies; its SQL plan joins jobs with the
 // caller's rights), but a job it does not find is answered in real time from job_progress_live, a
@@ -288,14 +370,19 @@ void job_status_rows(FunctionCallInfo fcinfo) {
     CachedRead cached = real_time ? CachedRead::NoCache : read_cached_directly(nsp, job_id, rsinfo);
     if (cached == CachedRead::Hit)
         return;
-
+    if (cached == CachedRead::NoShortcut && cache_usable(nsp)) {
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "SPI_connect failed");
+        bool found = read_into(plan_for(nsp, true), job_id, true, rsinfo);
+        SPI_finish();
+        if (found)
+            return;
+    }
+    if (read_live_directly(nsp, job_id, rsinfo) != LiveRead::NoShortcut)
+        return;
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
-    ensure_plans(nsp);
-    bool found = cached == CachedRead::NoShortcut && cache_usable(nsp) &&
-                 read_into(plans.cached, job_id, true, rsinfo);
-    if (!found)
-        read_into(plans.live, job_id, false, rsinfo);
+    read_into(plan_for(nsp, false), job_id, false, rsinfo);
     SPI_finish();
 }
 

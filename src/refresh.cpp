@@ -8,6 +8,8 @@
 // the session does), pin it in C around their bookkeeping.
 #include "refresh.hpp"
 
+#include "data_changes.hpp"
+#include "live_counts.hpp"
 #include "pinned_sql.hpp"
 
 #include "settings.hpp"
@@ -57,6 +59,8 @@ const char *outcome_name(RefreshOutcome outcome) {
             return "skipped";
         case RefreshOutcome::Failed:
             return "failed";
+        case RefreshOutcome::Unchanged:
+            return "unchanged";
     }
     return "failed";
 }
@@ -213,7 +217,7 @@ static void write_refresh_history(Oid nsp, RefreshOrigin origin, const RefreshRe
         "total_objects, error, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         history);
     Oid types[8] = {TIMESTAMPTZOID, FLOAT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID};
-    bool skipped = report->outcome == RefreshOutcome::Skipped;
+    bool skipped = report->outcome == RefreshOutcome::Skipped || report->outcome == RefreshOutcome::Unchanged;
     bool failed = report->outcome == RefreshOutcome::Failed;
     Datum values[8] = {TimestampTzGetDatum(report->started_at),
                        Float8GetDatum(report->duration_ms),
@@ -335,6 +339,83 @@ void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *repo
     SPI_finish();
 }
 
+// Whether the change triggers on nsp.jobs exist and fire (ENABLE ALWAYS): only then does every
+// change of a job move the change count.
+static bool job_change_triggers_fire(Oid nsp) {
+    Oid jobs = get_relname_relid("jobs", nsp);
+    if (!OidIsValid(jobs) || !ConditionalLockRelationOid(jobs, AccessShareLock))
+        return false;
+    Relation rel = relation_open(jobs, NoLock);
+    int firing = 0;
+    for (int t = 0; rel->trigdesc != nullptr && t < rel->trigdesc->numtriggers; t++) {
+        const Trigger *trigger = &rel->trigdesc->triggers[t];
+        if ((strcmp(trigger->tgname, "jobs_note_changes") == 0 || strcmp(trigger->tgname, "jobs_note_truncate") == 0) &&
+            trigger->tgenabled == TRIGGER_FIRES_ALWAYS)
+            firing++;
+    }
+    relation_close(rel, AccessShareLock);
+    return firing == 2;
+}
+
+// Whether no prepared transaction exists: a prepared one's changes become visible at COMMIT
+// PREPARED, which moves no change count.
+static bool no_prepared_transactions() {
+    if (SPI_execute("SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_xacts)", true, 1) != SPI_OK_SELECT ||
+        SPI_processed != 1)
+        elog(ERROR, "could not look for prepared transactions");
+    bool isnull;
+    return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+// The state that decides whether a later pass may skip: the view read, its generation, the
+// triggers. Inside SPI.
+static bool skipping_possible(Oid nsp, uint64 *view_generation) {
+    Oid live = get_relname_relid("job_progress_live", nsp);
+    Oid counters = get_relname_relid("job_counters", nsp);
+    if (!data_changes_counted || !OidIsValid(live) || !OidIsValid(counters))
+        return false;
+    LockRelationOid(live, AccessShareLock);
+    bool reads = live_view_reads_counters(live, counters);
+    *view_generation = live_view_generation();
+    return reads && job_change_triggers_fire(nsp);
+}
+
+// Records an Unchanged pass: the log's time of the data moves to now, the history gets a row.
+static void record_unchanged(Oid nsp, RefreshReport *report) {
+    report->outcome = RefreshOutcome::Unchanged;
+    char *sql = psprintf("UPDATE %s l SET last_refreshed_at = $1 WHERE l.view_name OPERATOR(pg_catalog.=) 'job_progress' "
+                         "AND l.last_refreshed_at IS NOT NULL",
+                         qualified(nsp, "materialized_view_refresh_log"));
+    Oid types[1] = {TIMESTAMPTZOID};
+    Datum values[1] = {TimestampTzGetDatum(report->data_time)};
+    if (SPI_execute_with_args(sql, 1, types, values, nullptr, false, 0) != SPI_OK_UPDATE)
+        elog(ERROR, "could not write the refresh log");
+    report->duration_ms = elapsed_ms(report->started_at, GetCurrentTimestamp());
+    write_refresh_history(nsp, RefreshOrigin::Worker, report, false);
+}
+
+void refresh_job_progress_if_changed(Oid nsp, uint64 changes_before, CacheKnowledge *known,
+                                     RefreshReport *report) {
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    uint64 generation = 0;
+    bool possible = skipping_possible(nsp, &generation);
+    if (possible && known->valid && known->changes == changes_before && known->view_generation == generation) {
+        memset(report, 0, sizeof *report);
+        report->started_at = GetCurrentTimestamp();
+        report->data_time = GetCurrentTransactionStartTimestamp();
+        record_unchanged(nsp, report);
+        SPI_finish();
+        return;
+    }
+    bool complete = possible && no_prepared_transactions();
+    SPI_finish();
+    refresh_job_progress_now(nsp, RefreshOrigin::Worker, report);
+    known->valid = complete && report->outcome == RefreshOutcome::Refreshed;
+    known->changes = changes_before;
+    known->view_generation = generation;
+}
+
 // The result row of refresh_job_progress().
 static Datum refresh_result_datum(FunctionCallInfo fcinfo, const RefreshReport *report) {
     TupleDesc tupdesc;
@@ -355,6 +436,9 @@ static Datum refresh_result_datum(FunctionCallInfo fcinfo, const RefreshReport *
             break;
         case RefreshOutcome::Failed:
             snprintf(message, sizeof message, "failed: %s", report->error);
+            break;
+        case RefreshOutcome::Unchanged:  // (only the worker skips so)
+            snprintf(message, sizeof message, "unchanged since the last refresh");
             break;
     }
     bool refreshed = report->outcome == RefreshOutcome::Refreshed;

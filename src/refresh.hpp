@@ -6,7 +6,8 @@
 namespace s3scan {
 
 enum class RefreshOrigin { Worker, Sql, PgCron, RefreshCommand };
-enum class RefreshOutcome { Refreshed, Skipped, Failed };
+// Unchanged: the worker's refresh found nothing changed since its last one (refresh_unneeded()).
+enum class RefreshOutcome { Refreshed, Skipped, Failed, Unchanged };
 
 // What one refresh attempt did; plain data, so it can cross PG_TRY.
 struct RefreshReport {
@@ -27,6 +28,24 @@ struct RefreshReport {
 // the caller's transaction. Needs a transaction and an active snapshot; errors outside the
 // refresh itself (writing the log) are raised as PostgreSQL errors.
 void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *report);
+
+// What the refresh worker knows of the cache: the change count (data_changes.hpp) read before
+// its last successful refresh, and whether that refresh saw every change counted so far.
+struct CacheKnowledge {
+    bool valid;
+    uint64 changes;    // data_changes_now() before the refresh's snapshot
+    uint64 view_generation;  // live_view_generation() then
+};
+
+// The worker's refresh: skipped, as outcome Unchanged, when nothing job_progress shows has
+// changed since the refresh known describes (the change count has not moved, job_progress_live
+// reads the counters, the change triggers on jobs are enabled, job_progress_live was not
+// redefined); then the refresh log's last_refreshed_at moves to this transaction's start (the
+// cache is known true as of then) and the history gets an 'unchanged' row. Otherwise it refreshes
+// (refresh_job_progress_now) and updates known. changes_before: data_changes_now(), read before
+// this transaction took its first snapshot.
+void refresh_job_progress_if_changed(Oid nsp, uint64 changes_before, CacheKnowledge *known,
+                                     RefreshReport *report);
 
 // Who is calling refresh_job_progress() from SQL: pg_cron, or a session.
 RefreshOrigin origin_of_current_session();

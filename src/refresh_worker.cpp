@@ -10,6 +10,7 @@
 // search_path = pg_catalog, pg_temp, whatever ALTER DATABASE or ALTER ROLE set. When its memory
 // grows past s3scan_jobs.worker_memory_limit (PostgreSQL's caches grow with every REFRESH
 // CONCURRENTLY), it hands its slot to a fresh process and exits.
+#include "data_changes.hpp"
 #include "refresh.hpp"
 #include "settings.hpp"
 #include "worker.hpp"
@@ -95,6 +96,9 @@ void publish_report(const RefreshReport *report, int failures) {
 // What one pass found.
 enum class PassResult { Done, NoExtension };
 
+// What this worker knows of the cache since its last refresh (nothing, when it starts).
+CacheKnowledge cache_knowledge = {false, 0, 0};
+
 // One pass: one transaction, one snapshot. A refresh error is caught and recorded by the
 // refresh itself; any other error (a cancel, a timeout) is caught here, logged, and counted as a
 // failed refresh.
@@ -102,6 +106,9 @@ PassResult run_pass(int *failures, MemoryContext pass_context) {
     volatile PassResult result = PassResult::Done;
     RefreshReport report;
     memset(&report, 0, sizeof report);
+    // Before the transaction's first snapshot: every change counted after it is one the refresh
+    // may not see, and moves the count for the next pass.
+    uint64 changes_before = data_changes_now();
 
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
@@ -118,7 +125,7 @@ PassResult run_pass(int *failures, MemoryContext pass_context) {
             // statement_timeout bounds a refresh as it would a client's statement.
             if (StatementTimeout > 0)
                 enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
-            refresh_job_progress_now(nsp, RefreshOrigin::Worker, &report);
+            refresh_job_progress_if_changed(nsp, changes_before, &cache_knowledge, &report);
             disable_timeout(STATEMENT_TIMEOUT, false);
         }
         PopActiveSnapshot();
@@ -137,6 +144,7 @@ PassResult run_pass(int *failures, MemoryContext pass_context) {
         QueryCancelPending = false;
         RESUME_INTERRUPTS();
         report.outcome = RefreshOutcome::Failed;
+        cache_knowledge.valid = false;
         report.started_at = report.started_at ? report.started_at : GetCurrentTimestamp();
         strlcpy(report.error, edata->message ? edata->message : "unknown error", sizeof report.error);
     }
@@ -146,7 +154,7 @@ PassResult run_pass(int *failures, MemoryContext pass_context) {
     if (result == PassResult::Done) {
         if (report.outcome == RefreshOutcome::Failed)
             (*failures)++;
-        else if (report.outcome == RefreshOutcome::Refreshed)
+        else if (report.outcome == RefreshOutcome::Refreshed || report.outcome == RefreshOutcome::Unchanged)
             *failures = 0;
         publish_report(&report, *failures);
     }

@@ -1,6 +1,7 @@
 // The module entry: magic block, _PG_init, the settings, the shared memory hooks, and, when the
 // library is preloaded, the launcher's registration and the hook that stops a database's refresh
 // worker before DROP / RENAME / copy of that database.
+#include "data_changes.hpp"
 #include "database_commands.hpp"
 #include "pg.hpp"
 #include "settings.hpp"
@@ -124,6 +125,7 @@ void _PG_init(void) {
     s3scan::install_database_command_hook();
     if (!process_shared_preload_libraries_in_progress)
         return;
+    s3scan::data_changes_counted = true;
     previous_shmem_request_hook = shmem_request_hook;
     shmem_request_hook = request_shared_memory;
     previous_shmem_startup_hook = shmem_startup_hook;

@@ -32,6 +32,8 @@
 //   forgets it, its memory goes with TopTransactionContext.
 #include "transaction_deltas.hpp"
 
+#include "data_changes.hpp"
+
 extern "C" {
 #include "storage/proc.h"
 #include "utils/hsearch.h"
@@ -283,6 +285,7 @@ bool visible(const PendingDelta *item, Snapshot snapshot) {
 void pending_delta_add(Oid delta_relid, const DeltaRow *row) {
     if (!delta_row_changes_something(row))
         return;
+    note_data_change();
     if (!delta_row_fits(row))  // as a row of its own would be
         ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
                         errmsg("one statement changed more than %d rows of one job; s3scan_jobs counts at most that many "
@@ -320,6 +323,22 @@ void pending_delta_add(Oid delta_relid, const DeltaRow *row) {
     item->subid = GetCurrentSubTransactionId();
     item->written_by = InvalidSubTransactionId;
     item->served = false;
+}
+
+void pending_job_counts(Oid delta_relid, const pg_uuid_t *job, Snapshot snapshot, int64 sums[6]) {
+    if (!have_pending() || pending.relid != delta_relid)
+        return;
+    for (int i = 0; i < pending.count; i++) {
+        const PendingDelta *item = &pending.items[i];
+        if (is_row(item) || !visible(item, snapshot) || memcmp(&item->row.job_id, job, sizeof(pg_uuid_t)) != 0)
+            continue;
+        // (Not marked served: the caller's answer is computed here and now, with the rows it
+        // scanned in the same snapshot.)
+        sums[0] += item->row.total_objects;
+        for (int k = 0; k < 4; k++)
+            sums[k + 1] += item->row.by_status[k];
+        sums[5] += item->row.total_findings;
+    }
 }
 
 }  // namespace s3scan

@@ -13,4 +13,9 @@ namespace s3scan {
 // the commit never waits for a lock the statement did not.
 void pending_delta_add(Oid delta_relid, const DeltaRow *row);
 
+// Adds to sums (total_objects, queued, processing, succeeded, failed, total_findings) this
+// transaction's pending entries for the delta table relid and job that the snapshot sees, as
+// pending_counter_deltas() returns them.
+void pending_job_counts(Oid delta_relid, const pg_uuid_t *job, Snapshot snapshot, int64 sums[6]);
+
 }  // namespace s3scan

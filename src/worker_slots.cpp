@@ -57,6 +57,7 @@ WorkerShmem *worker_slots() {
     WorkerShmem *mem = (WorkerShmem *) ShmemInitStruct("s3scan_jobs workers", worker_slots_size(), &found);
     if (!found) {
         memset(mem, 0, sizeof *mem);
+        pg_atomic_init_u64(&mem->data_changes, 0);
         mem->tranche_id = LWLockNewTrancheId();
         LWLockInitialize(&mem->lock, mem->tranche_id);
     }

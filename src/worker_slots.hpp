@@ -75,6 +75,7 @@ struct WorkerSlot {
 struct WorkerShmem {
     LWLock lock;
     int tranche_id;
+    pg_atomic_uint64 data_changes;  // committed changes to what job_progress shows (data_changes.hpp)
     WorkerSlot slots[kMaxWorkerSlots];
 };
 
