@@ -75,7 +75,7 @@ done
 writer_sql() {
     local n=$1
     printf '%s\n' "\\set o random(1, $n)" \
-        "UPDATE public.job_objects SET status = (CASE :o % 4 WHEN 0 THEN 'queued' WHEN 1 THEN 'processing' WHEN 2 THEN 'succeeded' ELSE 'failed' END) WHERE job_id = :id AND key = 'k' || :o;" \
+        "UPDATE public.job_objects SET status = (CASE :o % 4 WHEN 0 THEN 'queued' WHEN 1 THEN 'processing' WHEN 2 THEN 'succeeded' ELSE 'failed' END) WHERE job_id = :id AND bucket = 'b' AND key = 'k' || :o;" \
         >"$TMP/writer.sql"
 }
 chmod 644 "$TMP"/*.sql
