@@ -33,6 +33,11 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies (Debian's server was built without --enable-depend): every
+# object depends on every header, so that a changed struct (the workers' shared memory, say) is
+# never left compiled into some objects with its old layout.
+$(OBJS): $(wildcard $(srcdir)/src/*.hpp)
+
 # PGXS compiles C++ with CXXFLAGS; PG_CXXFLAGS is added by PGXS on PostgreSQL 15.
 format:
 	clang-format -i src/*.cpp src/*.hpp
