@@ -1,4 +1,5 @@
-# The preloaded refresh worker: it refreshes job_progress on its interval,
+# The preloaded refresh worker: it looks at job_progress on its interval
+# (refreshing it when something changed, a pass 'unchanged' otherwise),
 # shows what it does (pg_stat_activity, refresh_worker_status), holds no
 # lock and no snapshot between refreshes, serves several databases (one
 # worker each), applies a reload at once (same pid), and keeps the history
@@ -34,10 +35,16 @@ ok( defined wait_for(
 		'8|3'),
 	'worker refresh makes a new job appear in job_progress');
 
+# A second change, a second refresh (with nothing changed a pass is 'unchanged').
+$node->safe_psql('postgres', "UPDATE jobs SET updated_at = now() WHERE job_id = '$job'");
 ok( defined wait_for(
 		$node, 'postgres',
 		"SELECT count(*) >= 2 FROM refresh_history WHERE origin = 'worker' AND outcome = 'refreshed'"),
 	'refresh_history records refreshes with origin worker');
+ok( defined wait_for(
+		$node, 'postgres',
+		"SELECT count(*) > 0 FROM refresh_history WHERE origin = 'worker' AND outcome = 'unchanged'"),
+	"with nothing changed since, a pass is recorded as 'unchanged'");
 
 is( $node->safe_psql(
 		'postgres',
@@ -46,6 +53,13 @@ is( $node->safe_psql(
 		        OR mode NOT IN ('concurrent','full') OR total_jobs IS NULL OR total_objects IS NULL)"),
 	'0',
 	'worker history rows carry start, duration, mode and totals');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(*) FROM refresh_history WHERE origin = 'worker' AND outcome = 'unchanged'
+		   AND (started_at IS NULL OR duration_ms IS NULL OR duration_ms < 0
+		        OR mode IS NOT NULL OR total_jobs IS NOT NULL OR total_objects IS NOT NULL)"),
+	'0',
+	"'unchanged' rows carry start and duration, no mode and no totals");
 
 is( $node->safe_psql(
 		'postgres',
@@ -87,7 +101,8 @@ like($st->{state}, qr/^(idle|refreshing)$/, "status state is idle or refreshing 
 is($st->{started_by}, 'preload', 'status started_by is preload');
 ok(defined $st->{last_refresh_start}, 'status shows the last refresh start');
 ok(defined $st->{last_refresh_duration_ms}, 'status shows the last refresh duration');
-is($st->{last_refresh_outcome}, 'refreshed', 'status shows the last outcome');
+like($st->{last_refresh_outcome}, qr/^(refreshed|unchanged)$/,
+	"status shows the last outcome ($st->{last_refresh_outcome})");
 is($st->{consecutive_failures}, '0', 'no consecutive failures');
 is( $node->safe_psql(
 		'postgres',
@@ -97,17 +112,17 @@ is( $node->safe_psql(
 	't',
 	'next refresh is due after the last one, on the 1s cadence');
 
-# Cadence: consecutive worker refreshes are about one interval apart.
+# Cadence: consecutive worker passes (refreshed or unchanged) are about one interval apart.
 ok( defined wait_for(
 		$node, 'postgres',
 		"SELECT count(*) >= 4 FROM refresh_history WHERE origin = 'worker'"),
-	'several worker refreshes recorded');
+	'several worker passes recorded');
 my $gap = $node->safe_psql(
 	'postgres', q{
 SELECT max(extract(epoch FROM g)) FROM (
   SELECT started_at - lag(started_at) OVER (ORDER BY id) AS g
   FROM (SELECT * FROM refresh_history WHERE origin = 'worker' ORDER BY id DESC LIMIT 4) s) t});
-cmp_ok($gap, '<', 5, "worker refreshes follow the 1s interval (largest gap ${gap}s)");
+cmp_ok($gap, '<', 5, "worker passes follow the 1s interval (largest gap ${gap}s)");
 
 # --- SIGHUP: a longer interval is applied at once, same pid --------------
 
@@ -199,6 +214,11 @@ ok( defined wait_for(
 		$node, 'second',
 		"SELECT total_objects FROM job_progress WHERE job_id = '$job2'", '5'),
 	'the second database is refreshed by its worker');
+my $job3 = add_job($node, 'second', '33333333-3333-3333-3333-333333333333', 2, 0);
+ok( defined wait_for(
+		$node, 'second',
+		"SELECT total_objects FROM job_progress WHERE job_id = '$job3'", '2'),
+	'a change in the second database is refreshed too');
 ok( defined wait_for(
 		$node, 'second',
 		"SELECT count(*) >= 2 FROM refresh_history WHERE origin = 'worker' AND outcome = 'refreshed'"),

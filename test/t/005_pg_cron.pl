@@ -104,8 +104,17 @@ is( $node->safe_psql(
 	'succeeded',
 	'pg_cron records its run as succeeded');
 
-# The worker refreshes again afterwards.
+# The worker refreshes again afterwards: twice, after a change each time (with nothing changed
+# its passes are 'unchanged').
 my $maxh = $node->safe_psql('postgres', 'SELECT max(id) FROM refresh_history');
+for my $n (1 .. 2)
+{
+	my $more = add_job($node, 'postgres', "66666666-6666-6666-6666-00000000000$n", $n, 0);
+	ok( defined wait_for(
+			$node, 'postgres',
+			"SELECT total_objects FROM job_progress WHERE job_id = '$more'", $n),
+		"a change after the pg_cron refresh is refreshed ($n)");
+}
 ok( defined wait_for(
 		$node, 'postgres',
 		"SELECT count(*) >= 2 FROM refresh_history WHERE origin = 'worker' AND outcome = 'refreshed' AND id > $maxh"
