@@ -377,7 +377,14 @@ static bool skipping_possible(Oid nsp, uint64 *view_generation) {
     LockRelationOid(live, AccessShareLock);
     bool reads = live_view_reads_counters(live, counters);
     *view_generation = live_view_generation();
-    return reads && job_change_triggers_fire(nsp);
+    // (A person's REFRESH ... WITH NO DATA empties the cache: the next pass fills it.)
+    Oid matview = get_relname_relid("job_progress", nsp);
+    if (!OidIsValid(matview) || !ConditionalLockRelationOid(matview, AccessShareLock))
+        return false;
+    Relation rel = relation_open(matview, NoLock);
+    bool populated = RelationIsPopulated(rel);
+    relation_close(rel, AccessShareLock);
+    return reads && populated && job_change_triggers_fire(nsp);
 }
 
 // Records an Unchanged pass: the log's time of the data moves to now, the history gets a row.
@@ -394,8 +401,8 @@ static void record_unchanged(Oid nsp, RefreshReport *report) {
     write_refresh_history(nsp, RefreshOrigin::Worker, report, false);
 }
 
-void refresh_job_progress_if_changed(Oid nsp, uint64 changes_before, CacheKnowledge *known,
-                                     RefreshReport *report) {
+void refresh_job_progress_if_changed(Oid nsp, uint64 changes_before, TimestampTz counted_at,
+                                     CacheKnowledge *known, RefreshReport *report) {
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
     uint64 generation = 0;
@@ -403,7 +410,7 @@ void refresh_job_progress_if_changed(Oid nsp, uint64 changes_before, CacheKnowle
     if (possible && known->valid && known->changes == changes_before && known->view_generation == generation) {
         memset(report, 0, sizeof *report);
         report->started_at = GetCurrentTimestamp();
-        report->data_time = GetCurrentTransactionStartTimestamp();
+        report->data_time = counted_at;
         record_unchanged(nsp, report);
         SPI_finish();
         return;

@@ -40,12 +40,13 @@ struct CacheKnowledge {
 // The worker's refresh: skipped, as outcome Unchanged, when nothing job_progress shows has
 // changed since the refresh known describes (the change count has not moved, job_progress_live
 // reads the counters, the change triggers on jobs are enabled, job_progress_live was not
-// redefined); then the refresh log's last_refreshed_at moves to this transaction's start (the
-// cache is known true as of then) and the history gets an 'unchanged' row. Otherwise it refreshes
+// redefined); then the refresh log's last_refreshed_at moves to counted_at (the cache is known
+// true as of then) and the history gets an 'unchanged' row. Otherwise it refreshes
 // (refresh_job_progress_now) and updates known. changes_before: data_changes_now(), read before
-// this transaction took its first snapshot.
-void refresh_job_progress_if_changed(Oid nsp, uint64 changes_before, CacheKnowledge *known,
-                                     RefreshReport *report);
+// this transaction took its first snapshot, at counted_at (the time an unchanged pass records as
+// the time of the cache's data). Never skipped while job_progress holds no data (WITH NO DATA).
+void refresh_job_progress_if_changed(Oid nsp, uint64 changes_before, TimestampTz counted_at,
+                                     CacheKnowledge *known, RefreshReport *report);
 
 // Who is calling refresh_job_progress() from SQL: pg_cron, or a session.
 RefreshOrigin origin_of_current_session();

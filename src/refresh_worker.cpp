@@ -93,8 +93,8 @@ void publish_report(const RefreshReport *report, int failures) {
     LWLockRelease(&mem->lock);
 }
 
-// What one pass found.
-enum class PassResult { Done, NoExtension };
+// What one pass found. Unchanged: nothing to refresh, so nothing was folded either.
+enum class PassResult { Done, NoExtension, Unchanged };
 
 // What this worker knows of the cache since its last refresh (nothing, when it starts).
 CacheKnowledge cache_knowledge = {false, 0, 0};
@@ -107,8 +107,10 @@ PassResult run_pass(int *failures, MemoryContext pass_context) {
     RefreshReport report;
     memset(&report, 0, sizeof report);
     // Before the transaction's first snapshot: every change counted after it is one the refresh
-    // may not see, and moves the count for the next pass.
+    // may not see, and moves the count for the next pass. An unchanged pass says the cache was
+    // true as of this moment.
     uint64 changes_before = data_changes_now();
+    TimestampTz counted_at = GetCurrentTimestamp();
 
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
@@ -125,7 +127,7 @@ PassResult run_pass(int *failures, MemoryContext pass_context) {
             // statement_timeout bounds a refresh as it would a client's statement.
             if (StatementTimeout > 0)
                 enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
-            refresh_job_progress_if_changed(nsp, changes_before, &cache_knowledge, &report);
+            refresh_job_progress_if_changed(nsp, changes_before, counted_at, &cache_knowledge, &report);
             disable_timeout(STATEMENT_TIMEOUT, false);
         }
         PopActiveSnapshot();
@@ -157,6 +159,8 @@ PassResult run_pass(int *failures, MemoryContext pass_context) {
         else if (report.outcome == RefreshOutcome::Refreshed || report.outcome == RefreshOutcome::Unchanged)
             *failures = 0;
         publish_report(&report, *failures);
+        if (report.outcome == RefreshOutcome::Unchanged)
+            return PassResult::Unchanged;
     }
     return result;
 }
@@ -426,13 +430,17 @@ void s3scan_refresh_worker_main(Datum arg) {
         if (next_due != 0 && GetCurrentTimestamp() >= next_due) {
             MemoryContextReset(pass_context);
             MemoryContext old = MemoryContextSwitchTo(pass_context);
-            no_extension = run_pass(&failures, pass_context) == PassResult::NoExtension;
+            PassResult pass = run_pass(&failures, pass_context);
+            no_extension = pass == PassResult::NoExtension;
             MemoryContextSwitchTo(old);
             passes++;
             last_pass_end = GetCurrentTimestamp();
             next_due = next_pass_due(last_pass_end, refresh_interval_ms(), failures, no_extension);
-            // A refresh folds first.
-            last_fold_end = last_pass_end;
+            // A refresh folds first; a pass that found nothing changed did not. A pass that found
+            // the extension tells the folds there is something to fold into.
+            if (pass != PassResult::Unchanged)
+                last_fold_end = last_pass_end;
+            nothing_to_fold = nothing_to_fold && no_extension;
             next_fold = next_fold_due(last_fold_end, fold_interval_ms(), nothing_to_fold);
             recycle_if_grown(passes, next_due);
         } else if (next_fold != 0 && GetCurrentTimestamp() >= next_fold) {

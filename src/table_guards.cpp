@@ -20,6 +20,7 @@
 //   reads or changes job_objects or findings (a writable WITH, a trigger, a query over the table):
 //   its recount would see that statement's changes, which the statement's counter trigger then
 //   adds again.
+#include "data_changes.hpp"
 #include "pinned_sql.hpp"
 
 extern "C" {
@@ -191,11 +192,21 @@ S3SCAN_SQL_FUNCTION(s3scan_on_table_ddl_start) {
 }
 
 S3SCAN_SQL_FUNCTION(s3scan_on_table_ddl_end) {
-    (void) event_trigger_data(fcinfo);
+    EventTriggerData *trigdata = event_trigger_data(fcinfo);
     if (creating_extension || IsBinaryUpgrade)
         PG_RETURN_VOID();
     Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
     refuse_inheritance(nsp);
+    // A trigger on jobs disabled and enabled again in this transaction, with changes in between,
+    // moved no count: an ALTER TABLE of jobs makes the worker refresh after it commits. (Not
+    // every DDL: REFRESH ... CONCURRENTLY creates a temporary table, which would make every
+    // refresh call for the next.)
+    if (trigdata->parsetree != nullptr && IsA(trigdata->parsetree, AlterTableStmt)) {
+        Oid jobs = get_relname_relid("jobs", nsp);
+        if (OidIsValid(jobs) &&
+            RangeVarGetRelid(((AlterTableStmt *) trigdata->parsetree)->relation, NoLock, true) == jobs)
+            s3scan::note_data_change();
+    }
     if (!counter_triggers_look_maintained(nsp))
         notice_counter_trigger_changes(nsp);
     PG_RETURN_VOID();
