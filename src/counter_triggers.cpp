@@ -18,8 +18,9 @@
 //
 // The delta rows are the extension's bookkeeping: written directly into job_counter_deltas (no
 // SQL, no permission check), so a writer of job_objects needs no right on it; the
-// TRUNCATE trigger's one statement runs as the table's owner. Nothing here waits for another
-// writer: every writer only inserts.
+// TRUNCATE trigger's one statement runs as the table's owner with search_path pinned
+// (pinned_sql.hpp). Nothing here waits for another writer: every writer only inserts. Every
+// counted change also marks its transaction for the refresh worker (data_changes.hpp).
 #include "data_changes.hpp"
 #include "delta_rows.hpp"
 #include "pinned_sql.hpp"

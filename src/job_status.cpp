@@ -7,15 +7,17 @@
 // jobs by job_id, the refresh log by view name) with the statement's snapshot, after the same
 // privilege checks the executor would make; a client sees it cost about 1.3x a direct lookup
 // in job_progress. When that shortcut does not apply (row-level security, column-only grants) the same
-// read runs as a prepared SQL plan. The real-time read is a plan of the caller's SELECT on
-// job_progress_live (checked with the caller's rights on that view, as a read of job_summary is),
-// prepared once per session; PostgreSQL's plan cache plans it again when the view is redefined
-// (ALTER EXTENSION ... UPDATE, set_counter_maintenance()). Since 1.1 that view
-// reads the per-job counters, so a real-time answer costs a few index probes, not a scan of the
-// job's objects.
+// read runs as a prepared SQL plan. The real-time read, while job_progress_live reads the
+// per-job counters (since 1.1), adds them up for the job without SQL (live_counts.cpp: its jobs and
+// job_counters rows by key, its unfolded deltas, this transaction's pending ones), after the
+// privilege checks the view's read would make; otherwise it is a plan of the caller's SELECT on
+// job_progress_live (checked with the caller's rights on that view, as a read of job_summary is).
+// Each SQL plan is prepared at its first use in a session; PostgreSQL's plan cache plans it again
+// when the view is redefined (ALTER EXTENSION ... UPDATE, set_counter_maintenance()).
 // Row-level security on jobs is honoured on both paths: a job the caller's policies hide is not
-// found. The hot path makes no SQL catalog query, only syscache and relcache look-ups; every relation is
-// locked before it is used and a relation dropped meanwhile (DROP EXTENSION) counts as missing.
+// found. The hot path makes no SQL catalog query, only syscache and relcache look-ups (and, once
+// per redefinition of job_progress_live, a pg_depend look-up); every relation is locked before it
+// is used and a relation dropped meanwhile (DROP EXTENSION) counts as missing.
 #include "live_counts.hpp"
 #include "pg.hpp"
 #include "pinned_sql.hpp"
