@@ -44,6 +44,18 @@ ok(defined wait_for($node, 'postgres', "SELECT state = 'idle' FROM refresh_worke
 
 # --- cancel ------------------------------------------------------------------------------------
 
+# Idle for certain: no refresh due for an hour and no folds (a cancel that lands in a pass cancels
+# that pass, which is right, and at a 1 s interval with folds every 100 ms it sometimes did).
+$node->safe_psql('postgres', q{
+ALTER SYSTEM SET s3scan_jobs.refresh_interval = '1h';
+ALTER SYSTEM SET s3scan_jobs.fold_interval = 0;
+SELECT pg_reload_conf();
+});
+ok( defined wait_for(
+		$node, 'postgres',
+		"SELECT state = 'idle' AND next_refresh_due > now() + interval '30 min'
+		   FROM refresh_worker_status WHERE database = 'scans'"),
+	'the worker of scans has nothing due for an hour');
 my $launcher = launcher_pid();
 my $worker   = worker_pid($node, 'scans');
 my $offset   = log_size($node);
@@ -54,6 +66,11 @@ ok( stays_true(
 	'a cancel of the idle launcher and the idle worker does nothing');
 is(scalar(log_lines($node, $offset, qr/exited with exit code|canceling statement/)), 0,
 	'no exit and no cancel in the log');
+$node->safe_psql('postgres', q{
+ALTER SYSTEM RESET s3scan_jobs.refresh_interval;
+ALTER SYSTEM RESET s3scan_jobs.fold_interval;
+SELECT pg_reload_conf();
+});
 
 # A cancel during a refresh: the refresh waits for a lock held here, the cancel lands on it.
 my $locker = $node->background_psql('scans');
