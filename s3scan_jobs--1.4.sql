@@ -36,12 +36,14 @@
 -- A server that preloads the library (shared_preload_libraries) keeps the one it started with,
 -- and a session that has loaded it keeps it too: installing 1.4's files does not replace it until
 -- a restart (or a new session), and this script's C functions would not be found. Say so before
--- anything is created.
+-- anything is created. The probe is a function in the extension's schema, created
+-- and dropped at once, not a temporary one: Citus runs this script on its worker nodes in prepared
+-- transactions, and PREPARE TRANSACTION refuses a transaction that touched a temporary object.
 DO $library$
 BEGIN
-    CREATE FUNCTION pg_temp.s3scan_jobs_library_probe() RETURNS pg_catalog.event_trigger
+    CREATE FUNCTION @extschema@.s3scan_jobs_library_probe() RETURNS pg_catalog.event_trigger
         LANGUAGE c AS 'MODULE_PATHNAME', 's3scan_on_table_ddl_end';
-    DROP FUNCTION pg_temp.s3scan_jobs_library_probe();
+    DROP FUNCTION @extschema@.s3scan_jobs_library_probe();
 EXCEPTION WHEN undefined_function THEN
     RAISE EXCEPTION 'the s3scan_jobs library loaded in this server is older than version 1.4'
         USING ERRCODE = '55000', DETAIL = SQLERRM,
@@ -989,13 +991,18 @@ CREATE FUNCTION @extschema@.counter_maintenance() RETURNS boolean
 COMMENT ON FUNCTION @extschema@.counter_maintenance() IS
     'for operators: whether the per-job counters are maintained: reads use them and all ten counter triggers are as set_counter_maintenance(true) left them';
 
--- True when the counters are maintained; else error 55000 (for verify and repair, which alone
--- call it).
+-- True when the counters are maintained; else error 55000, or 0A000 once the tables are distributed
+-- (for verify, repair and distribute_job_tables(), which alone call it).
 CREATE FUNCTION @extschema@.require_counter_maintenance() RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $body$
 BEGIN
+    IF @extschema@.job_tables_distributed() THEN
+        RAISE EXCEPTION 'verify_job_counters() and repair_job_counters() are not supported on a distributed database'
+            USING ERRCODE = '0A000',
+                  HINT = 'The README''s "Distributing over Citus" lists what a distributed database does differently.';
+    END IF;
     IF NOT @extschema@.counter_maintenance() THEN
         RAISE EXCEPTION 'counter maintenance is off: there are no counters'
             USING ERRCODE = '55000', HINT = 'Turn it on with set_counter_maintenance(true), which rebuilds every counter.';
@@ -1005,7 +1012,7 @@ END
 $body$;
 REVOKE ALL ON FUNCTION @extschema@.require_counter_maintenance() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.require_counter_maintenance() IS
-    'internal to s3scan_jobs: true when the counters are maintained, else error 55000 (for verify and repair)';
+    'internal to s3scan_jobs: true when the counters are maintained, else error 55000 (0A000 on a distributed database; for verify and repair)';
 
 -- Error 55006 when job_objects or findings is open in a statement of this session that has not
 -- finished (a writable WITH around the call, a trigger on the table, a query over it): a recount
@@ -1212,23 +1219,6 @@ REVOKE ALL ON FUNCTION @extschema@.verify_job_counters(pg_catalog.uuid) FROM PUB
 COMMENT ON FUNCTION @extschema@.verify_job_counters(pg_catalog.uuid) IS
     'for operators: the jobs (one or all) whose counts as reads return them differ from a recount of the base tables; no row: exact';
 
--- Makes job_progress_live read the counters (true) or aggregate the base tables (false): its
--- definition becomes that of job_progress_from_counters or job_progress_from_tables.
-CREATE FUNCTION @extschema@.define_job_progress_live(from_counters boolean) RETURNS pg_catalog.void
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-    AS $body$
-BEGIN
-    EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s.job_progress_live AS %s',
-        '@extschema@',
-        pg_catalog.pg_get_viewdef(CASE WHEN from_counters THEN '@extschema@.job_progress_from_counters'::pg_catalog.regclass
-                                       ELSE '@extschema@.job_progress_from_tables'::pg_catalog.regclass END));
-END
-$body$;
-REVOKE ALL ON FUNCTION @extschema@.define_job_progress_live(boolean) FROM PUBLIC;
-COMMENT ON FUNCTION @extschema@.define_job_progress_live(boolean) IS
-    'internal to s3scan_jobs: makes job_progress_live a copy of job_progress_from_counters (true) or job_progress_from_tables (false)';
-
 -- Reads count the base tables; the counters are emptied (the triggers are left as they are).
 -- Takes the folds' turn after the counted tables, as repairs and folds do.
 CREATE FUNCTION @extschema@.stop_reading_counters() RETURNS pg_catalog.void
@@ -1293,6 +1283,7 @@ BEGIN
     IF enabled IS NULL THEN
         RAISE EXCEPTION 'set_counter_maintenance() takes true or false, not null' USING ERRCODE = '22004';
     END IF;
+    PERFORM @extschema@.refuse_when_distributed('set_counter_maintenance()');
     -- The recount must see every change made before the triggers were enabled: a snapshot older
     -- than the trigger locks (REPEATABLE READ, SERIALIZABLE) would miss the writes committed
     -- while it waited for them, which no delta records.
@@ -1340,6 +1331,304 @@ $body$;
 REVOKE ALL ON FUNCTION @extschema@.set_counter_maintenance(boolean) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.set_counter_maintenance(boolean) IS
     'for operators: maintain the per-job counters (true: rebuilds them; writers wait for the recount) or not (false: reads aggregate the base tables)';
+
+-- Citus ------------------------------------------------------------------------------------------
+-- A database that outgrows one server can spread the per-job tables over the worker nodes of a
+-- Citus cluster, sharded by job_id: distribute_job_tables() does it once, on the coordinator
+-- (docs/design.md "On Citus", README "Distributing over Citus"). Every per-job row of a job then
+-- lives in one shard group on one node: jobs, job_objects, findings, job_counters and
+-- job_counter_deltas, co-located. The counter triggers fire on the shards and append their
+-- deltas, one row per statement, to the co-located shard of job_counter_deltas; each node's
+-- refresh worker folds the shards it holds; the coordinator's refreshes job_progress, which stays
+-- a table of the coordinator. Nothing here needs Citus until distribute_job_tables() runs.
+
+-- Whether jobs is a Citus distributed table (in C: reads Citus's catalog when Citus is there).
+CREATE FUNCTION @extschema@.job_tables_distributed() RETURNS boolean
+    LANGUAGE c STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 's3scan_job_tables_distributed';
+REVOKE ALL ON FUNCTION @extschema@.job_tables_distributed() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.job_tables_distributed() IS
+    'for operators: whether distribute_job_tables() has spread the per-job tables over a Citus cluster';
+
+-- A job's counts from the counters of a distributed database: job_progress_from_counters without
+-- the reading transaction's own pending sums (on shards every statement's deltas are rows at
+-- once) and with the newest update re-read by a join, not a function (a function reads its own
+-- node's tables, not the shard the query runs on). Every table is joined on job_id, so a read of
+-- one job runs on one shard and a read of all jobs runs on every shard in parallel.
+CREATE VIEW @extschema@.job_progress_from_shards AS
+SELECT s.job_id, s.bucket, s.prefix, s.execution_arn, s.created_at, s.updated_at,
+       s.total_objects, s.queued_count, s.processing_count, s.succeeded_count, s.failed_count,
+       s.total_findings,
+       CASE WHEN s.total_objects OPERATOR(pg_catalog.=) 0::bigint THEN 0.0::numeric
+            ELSE ((s.succeeded_count OPERATOR(pg_catalog.+) s.failed_count)::numeric
+                  OPERATOR(pg_catalog.*) 100.0::numeric)
+                 OPERATOR(pg_catalog./) s.total_objects::numeric
+       END AS progress_percent,
+       CASE WHEN s.total_objects OPERATOR(pg_catalog.=) 0::bigint THEN NULL::pg_catalog.timestamptz
+            WHEN s.recheck THEN s.rechecked_last_update
+            ELSE GREATEST(s.folded_last_update, s.pending_last_update)
+       END AS last_object_update
+FROM (SELECT j.job_id, j.bucket, j.prefix, j.execution_arn, j.created_at, j.updated_at,
+             COALESCE(c.total_objects, 0::bigint) OPERATOR(pg_catalog.+) COALESCE(d.total_objects, 0::bigint) AS total_objects,
+             COALESCE(c.queued_count, 0::bigint) OPERATOR(pg_catalog.+) COALESCE(d.queued_count, 0::bigint) AS queued_count,
+             COALESCE(c.processing_count, 0::bigint) OPERATOR(pg_catalog.+) COALESCE(d.processing_count, 0::bigint) AS processing_count,
+             COALESCE(c.succeeded_count, 0::bigint) OPERATOR(pg_catalog.+) COALESCE(d.succeeded_count, 0::bigint) AS succeeded_count,
+             COALESCE(c.failed_count, 0::bigint) OPERATOR(pg_catalog.+) COALESCE(d.failed_count, 0::bigint) AS failed_count,
+             COALESCE(c.total_findings, 0::bigint) OPERATOR(pg_catalog.+) COALESCE(d.total_findings, 0::bigint) AS total_findings,
+             c.last_object_update AS folded_last_update,
+             d.last_object_update AS pending_last_update,
+             COALESCE(d.recheck, false) AS recheck,
+             r.newest AS rechecked_last_update
+      FROM @extschema@.jobs j
+      LEFT JOIN @extschema@.job_counters c ON c.job_id OPERATOR(pg_catalog.=) j.job_id
+      LEFT JOIN (SELECT x.job_id,
+                        pg_catalog.sum(x.total_objects) AS total_objects,
+                        pg_catalog.sum(x.queued_count) AS queued_count,
+                        pg_catalog.sum(x.processing_count) AS processing_count,
+                        pg_catalog.sum(x.succeeded_count) AS succeeded_count,
+                        pg_catalog.sum(x.failed_count) AS failed_count,
+                        pg_catalog.sum(x.total_findings) AS total_findings,
+                        pg_catalog.max(x.last_object_update) AS last_object_update,
+                        pg_catalog.bool_or(x.last_object_update_recheck) AS recheck
+                 FROM @extschema@.job_counter_deltas x
+                 GROUP BY x.job_id) d ON d.job_id OPERATOR(pg_catalog.=) j.job_id
+      LEFT JOIN (SELECT o.job_id, pg_catalog.max(o.updated_at) AS newest
+                 FROM @extschema@.job_objects o
+                 WHERE o.job_id IN (SELECT y.job_id FROM @extschema@.job_counter_deltas y
+                                    WHERE y.last_object_update_recheck)
+                 GROUP BY o.job_id) r ON r.job_id OPERATOR(pg_catalog.=) j.job_id) s;
+COMMENT ON VIEW @extschema@.job_progress_from_shards IS
+    'internal to s3scan_jobs: a job''s counts from the counters of a distributed database, the definition job_progress_live takes there';
+
+-- Makes job_progress_live read the counters (true) or aggregate the base tables (false): its
+-- definition becomes that of job_progress_from_counters (job_progress_from_shards once the tables
+-- are distributed) or job_progress_from_tables. A distributed database always reads its counters.
+CREATE OR REPLACE FUNCTION @extschema@.define_job_progress_live(from_counters boolean) RETURNS pg_catalog.void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $body$
+DECLARE
+    distributed boolean := @extschema@.job_tables_distributed();
+BEGIN
+    IF distributed AND NOT from_counters THEN
+        RAISE EXCEPTION 'the reads of a distributed database always use the per-job counters'
+            USING ERRCODE = '0A000',
+                  HINT = 'Counter maintenance stays on once distribute_job_tables() has run; see the README.';
+    END IF;
+    EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s.job_progress_live AS %s',
+        '@extschema@',
+        pg_catalog.pg_get_viewdef(CASE WHEN NOT from_counters THEN '@extschema@.job_progress_from_tables'::pg_catalog.regclass
+                                       WHEN distributed THEN '@extschema@.job_progress_from_shards'::pg_catalog.regclass
+                                       ELSE '@extschema@.job_progress_from_counters'::pg_catalog.regclass END));
+END
+$body$;
+REVOKE ALL ON FUNCTION @extschema@.define_job_progress_live(boolean) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.define_job_progress_live(boolean) IS
+    'internal to s3scan_jobs: makes job_progress_live a copy of job_progress_from_counters or job_progress_from_shards (true) or of job_progress_from_tables (false)';
+
+-- Error 0A000 when the tables are distributed: what (a function's name) works on one server only.
+CREATE FUNCTION @extschema@.refuse_when_distributed(what pg_catalog.text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $body$
+BEGIN
+    IF @extschema@.job_tables_distributed() THEN
+        RAISE EXCEPTION '% is not supported on a distributed database', what
+            USING ERRCODE = '0A000',
+                  HINT = 'The README''s "Distributing over Citus" lists what a distributed database does differently.';
+    END IF;
+    RETURN true;
+END
+$body$;
+REVOKE ALL ON FUNCTION @extschema@.refuse_when_distributed(pg_catalog.text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.refuse_when_distributed(pg_catalog.text) IS
+    'internal to s3scan_jobs: error 0A000 when the tables are distributed (for what works on one server only)';
+
+-- Folds the deltas of the shards this node holds into their co-located counter shards, each in
+-- the way fold_job_counters() folds the whole tables, and returns how many were folded. Runs
+-- where the shards are, without a distributed transaction; the refresh worker of every node of
+-- a distributed database calls it instead of fold_job_counters(). A shard another fold is folding
+-- is skipped (a transaction-level advisory lock per shard is the turn), as is one that is being
+-- moved away. On one server, it is fold_job_counters().
+CREATE FUNCTION @extschema@.fold_job_counter_shards() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $body$
+DECLARE
+    shard record;
+    folded bigint := 0;
+    n bigint;
+BEGIN
+    IF NOT @extschema@.job_tables_distributed() THEN
+        RETURN @extschema@.fold_job_counters();
+    END IF;
+    -- Citus refuses changes of shards by sessions it did not open unless this is on.
+    PERFORM pg_catalog.set_config('citus.enable_manual_changes_to_shards', 'on', true);
+    FOR shard IN
+        SELECT pg_catalog.format('%I.%I', '@extschema@', 'job_counter_deltas_' OPERATOR(pg_catalog.||) d.shardid) AS deltas,
+               pg_catalog.format('%I.%I', '@extschema@', 'job_counters_' OPERATOR(pg_catalog.||) c.shardid) AS counters,
+               pg_catalog.format('%I.%I', '@extschema@', 'jobs_' OPERATOR(pg_catalog.||) j.shardid) AS jobs,
+               pg_catalog.format('%I.%I', '@extschema@', 'job_objects_' OPERATOR(pg_catalog.||) o.shardid) AS objects,
+               c.shardid AS turn
+        FROM pg_catalog.pg_dist_shard d
+        JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) d.shardid
+        JOIN pg_catalog.pg_dist_shard c ON c.logicalrelid OPERATOR(pg_catalog.=) '@extschema@.job_counters'::pg_catalog.regclass
+                                       AND c.shardminvalue OPERATOR(pg_catalog.=) d.shardminvalue
+        JOIN pg_catalog.pg_dist_shard j ON j.logicalrelid OPERATOR(pg_catalog.=) '@extschema@.jobs'::pg_catalog.regclass
+                                       AND j.shardminvalue OPERATOR(pg_catalog.=) d.shardminvalue
+        JOIN pg_catalog.pg_dist_shard o ON o.logicalrelid OPERATOR(pg_catalog.=) '@extschema@.job_objects'::pg_catalog.regclass
+                                       AND o.shardminvalue OPERATOR(pg_catalog.=) d.shardminvalue
+        WHERE d.logicalrelid OPERATOR(pg_catalog.=) '@extschema@.job_counter_deltas'::pg_catalog.regclass
+          AND p.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)
+        ORDER BY d.shardid
+    LOOP
+        CONTINUE WHEN pg_catalog.to_regclass(shard.deltas) IS NULL OR pg_catalog.to_regclass(shard.counters) IS NULL
+                   OR pg_catalog.to_regclass(shard.jobs) IS NULL OR pg_catalog.to_regclass(shard.objects) IS NULL;
+        CONTINUE WHEN NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('s3scan_jobs fold'), shard.turn::integer);
+        EXECUTE pg_catalog.format($fold$
+            WITH moved AS (
+                DELETE FROM %1$s d RETURNING d.*),
+            summed AS (
+                SELECT m.job_id,
+                       pg_catalog.sum(m.total_objects) AS total_objects,
+                       pg_catalog.sum(m.queued_count) AS queued_count,
+                       pg_catalog.sum(m.processing_count) AS processing_count,
+                       pg_catalog.sum(m.succeeded_count) AS succeeded_count,
+                       pg_catalog.sum(m.failed_count) AS failed_count,
+                       pg_catalog.sum(m.total_findings) AS total_findings,
+                       pg_catalog.max(m.last_object_update) AS last_object_update,
+                       pg_catalog.bool_or(m.last_object_update_recheck) AS recheck,
+                       pg_catalog.count(*) AS deltas
+                FROM moved m GROUP BY m.job_id),
+            added AS (
+                SELECT s.job_id,
+                       COALESCE(c.total_objects, 0::bigint) OPERATOR(pg_catalog.+) s.total_objects AS total_objects,
+                       COALESCE(c.queued_count, 0::bigint) OPERATOR(pg_catalog.+) s.queued_count AS queued_count,
+                       COALESCE(c.processing_count, 0::bigint) OPERATOR(pg_catalog.+) s.processing_count AS processing_count,
+                       COALESCE(c.succeeded_count, 0::bigint) OPERATOR(pg_catalog.+) s.succeeded_count AS succeeded_count,
+                       COALESCE(c.failed_count, 0::bigint) OPERATOR(pg_catalog.+) s.failed_count AS failed_count,
+                       COALESCE(c.total_findings, 0::bigint) OPERATOR(pg_catalog.+) s.total_findings AS total_findings,
+                       CASE WHEN s.recheck
+                            THEN (SELECT pg_catalog.max(o.updated_at) FROM %4$s o
+                                  WHERE o.job_id OPERATOR(pg_catalog.=) s.job_id)
+                            ELSE GREATEST(c.last_object_update, s.last_object_update)
+                       END AS last_object_update,
+                       NOT EXISTS (SELECT FROM %3$s j WHERE j.job_id OPERATOR(pg_catalog.=) s.job_id) AS job_gone
+                FROM summed s LEFT JOIN %2$s c ON c.job_id OPERATOR(pg_catalog.=) s.job_id),
+            put AS (
+                INSERT INTO %2$s AS c
+                SELECT a.job_id, a.total_objects, a.queued_count, a.processing_count, a.succeeded_count,
+                       a.failed_count, a.total_findings,
+                       CASE WHEN a.total_objects OPERATOR(pg_catalog.=) 0::bigint THEN NULL::pg_catalog.timestamptz
+                            ELSE a.last_object_update END
+                FROM added a
+                WHERE NOT (a.job_gone AND a.total_objects OPERATOR(pg_catalog.=) 0::bigint
+                           AND a.total_findings OPERATOR(pg_catalog.=) 0::bigint)
+                ON CONFLICT (job_id) DO UPDATE
+                SET total_objects = excluded.total_objects, queued_count = excluded.queued_count,
+                    processing_count = excluded.processing_count, succeeded_count = excluded.succeeded_count,
+                    failed_count = excluded.failed_count, total_findings = excluded.total_findings,
+                    last_object_update = excluded.last_object_update),
+            dropped AS (
+                DELETE FROM %2$s c USING added a
+                WHERE c.job_id OPERATOR(pg_catalog.=) a.job_id AND a.job_gone
+                  AND a.total_objects OPERATOR(pg_catalog.=) 0::bigint AND a.total_findings OPERATOR(pg_catalog.=) 0::bigint)
+            SELECT COALESCE(pg_catalog.sum(s.deltas), 0::numeric)::bigint FROM summed s
+            $fold$, shard.deltas, shard.counters, shard.jobs, shard.objects) INTO n;
+        folded := folded OPERATOR(pg_catalog.+) n;
+    END LOOP;
+    RETURN folded;
+END
+$body$;
+REVOKE ALL ON FUNCTION @extschema@.fold_job_counter_shards() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.fold_job_counter_shards() IS
+    'for operators: on a node of a distributed database, move the pending counter deltas of the shards it holds into their counters now (on one server: fold_job_counters()); returns how many were folded';
+
+-- Spreads the per-job tables over the worker nodes of the Citus cluster this database is the
+-- coordinator of: jobs, job_objects, findings, job_counters and job_counter_deltas become
+-- distributed tables sharded by job_id, co-located, in shard_count shards, with the rows already
+-- there. A distributed table's keys must contain job_id: the primary keys of job_objects and
+-- findings become (job_id, id), and findings' de-duplication key (job_id, bucket, key, etag,
+-- detector, byte_offset), per job. The coordinator keeps job_progress (the cache), the refresh
+-- log and history. Once, in one transaction; refuses (55000) without Citus, on a worker node,
+-- without an active worker node, or when it has run already.
+CREATE FUNCTION @extschema@.distribute_job_tables(shard_count integer DEFAULT 32) RETURNS pg_catalog.void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $body$
+DECLARE
+    distributed pg_catalog.text;
+BEGIN
+    IF shard_count IS NULL OR shard_count OPERATOR(pg_catalog.<) 1 OR shard_count OPERATOR(pg_catalog.>) 64000 THEN
+        RAISE EXCEPTION 'shard_count must be between 1 and 64000, not %', shard_count USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION 'Citus is not installed in this database'
+            USING ERRCODE = '55000',
+                  HINT = 'Load citus first in shared_preload_libraries on every node, run CREATE EXTENSION citus, '
+                         'add the worker nodes with citus_add_node(), then call distribute_job_tables() again.';
+    END IF;
+    IF @extschema@.job_tables_distributed() THEN
+        RAISE EXCEPTION 'the job tables are distributed already'
+            USING ERRCODE = '55000', DETAIL = 'distribute_job_tables() runs once.';
+    END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'distribute_job_tables() runs on the coordinator, and this node is not it'
+            USING ERRCODE = '55000',
+                  HINT = 'Connect to the coordinator; a node that has not been added to a cluster yet becomes its '
+                         'coordinator with citus_set_coordinator_host().';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_node n
+                   WHERE n.groupid OPERATOR(pg_catalog.<>) 0 AND n.isactive AND n.noderole OPERATOR(pg_catalog.=) 'primary'
+                     AND n.shouldhaveshards) THEN
+        RAISE EXCEPTION 'the Citus cluster has no active worker node to hold shards'
+            USING ERRCODE = '55000', HINT = 'Add one with citus_add_node(), then call distribute_job_tables() again.';
+    END IF;
+
+    -- Nothing writes or folds meanwhile. The counter triggers of the shards count the rows as
+    -- Citus copies them in: the counters start empty there (this transaction's pending sums too).
+    LOCK TABLE @extschema@.jobs, @extschema@.job_objects, @extschema@.findings, @extschema@.job_counters_lock,
+               @extschema@.job_counters, @extschema@.job_counter_deltas IN ACCESS EXCLUSIVE MODE;
+    PERFORM @extschema@.require_counter_maintenance();
+    DELETE FROM @extschema@.job_counter_deltas;
+    DELETE FROM @extschema@.job_counters;
+    PERFORM @extschema@.cancel_pending_counter_deltas(NULL::pg_catalog.uuid);
+
+    -- Keys with the distribution column.
+    ALTER TABLE @extschema@.job_objects DROP CONSTRAINT job_objects_pkey,
+        ADD CONSTRAINT job_objects_pkey PRIMARY KEY (job_id, id);
+    ALTER TABLE @extschema@.findings DROP CONSTRAINT findings_pkey,
+        ADD CONSTRAINT findings_pkey PRIMARY KEY (job_id, id);
+    ALTER TABLE @extschema@.findings DROP CONSTRAINT findings_dedup_key,
+        ADD CONSTRAINT findings_dedup_key UNIQUE NULLS NOT DISTINCT (job_id, bucket, key, etag, detector, byte_offset);
+
+    -- The counter triggers fire on the shards (Citus calls triggers on distributed tables unsafe:
+    -- ours write only to the co-located shard of job_counter_deltas, which is safe).
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+    -- One connection per node for the whole transaction: a shard's trigger, as Citus copies the
+    -- rows into that shard, must see the counters' shards created before it on the same node.
+    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    -- The counters' shards first: the triggers of the others' shards write into them.
+    PERFORM pg_catalog.create_distributed_table('@extschema@.jobs', 'job_id', shard_count => shard_count);
+    PERFORM pg_catalog.create_distributed_table('@extschema@.job_counters', 'job_id', colocate_with => '@extschema@.jobs');
+    PERFORM pg_catalog.create_distributed_table('@extschema@.job_counter_deltas', 'job_id', colocate_with => '@extschema@.jobs');
+    PERFORM pg_catalog.create_distributed_table('@extschema@.job_objects', 'job_id', colocate_with => '@extschema@.jobs');
+    PERFORM pg_catalog.create_distributed_table('@extschema@.findings', 'job_id', colocate_with => '@extschema@.jobs');
+    -- The coordinator's copies of the rows, now in the shards.
+    FOREACH distributed IN ARRAY ARRAY['findings', 'job_objects', 'jobs', 'job_counters', 'job_counter_deltas'] LOOP
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(
+            pg_catalog.format('%I.%I', '@extschema@', distributed)::pg_catalog.regclass);
+    END LOOP;
+
+    PERFORM @extschema@.define_job_progress_live(true);
+    REFRESH MATERIALIZED VIEW @extschema@.job_progress;
+    PERFORM @extschema@.note_data_change();
+END
+$body$;
+REVOKE ALL ON FUNCTION @extschema@.distribute_job_tables(integer) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.distribute_job_tables(integer) IS
+    'for operators: spread the per-job tables over the Citus cluster this database is the coordinator of, sharded by job_id (once; see the README)';
 
 -- The guards ------------------------------------------------------------------------------------
 -- Two event triggers, ENABLE ALWAYS (also for a session with session_replication_role = replica

@@ -10,6 +10,7 @@ S3SCAN_SOURCES = \
 	src/refresh.cpp \
 	src/data_changes.cpp \
 	src/pinned_sql.cpp \
+	src/citus_shards.cpp \
 	src/touch_trigger.cpp \
 	src/counter_triggers.cpp \
 	src/table_guards.cpp \

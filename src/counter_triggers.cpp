@@ -21,6 +21,7 @@
 // TRUNCATE trigger's one statement runs as the table's owner with search_path pinned
 // (pinned_sql.hpp). Nothing here waits for another writer: every writer only inserts. Every
 // counted change also marks its transaction for the refresh worker (data_changes.hpp).
+#include "citus_shards.hpp"
 #include "data_changes.hpp"
 #include "delta_rows.hpp"
 #include "pinned_sql.hpp"
@@ -206,12 +207,38 @@ int delta_rows_of(DeltaSet *set, DeltaRow **rows) {
     return count;
 }
 
-// Appends the set's deltas to job_counter_deltas.
-void append_deltas(Relation triggering, DeltaSet *set, Written when) {
+const char *table_of(Counted what) {
+    return what == Counted::Objects ? "job_objects" : "findings";
+}
+
+// The delta table of the triggering table: job_counter_deltas in its schema, or, when it is a
+// Citus shard, the co-located shard of job_counter_deltas on this node (error 55000 without one).
+Oid delta_table_for(Relation triggering, Counted what, int64 *shardid) {
+    *shardid = 0;
+    if (!s3scan::shard_of(triggering, table_of(what), shardid))
+        return delta_table_in_schema_of(triggering);
+    Oid relid = s3scan::colocated_shard(*shardid, RelationGetNamespace(triggering), "job_counter_deltas");
+    if (!OidIsValid(relid))
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("no shard of job_counter_deltas next to shard %s on this node",
+                               RelationGetRelationName(triggering)),
+                        errdetail("The counters of a distributed database are kept in the shards of "
+                                  "job_counter_deltas co-located with job_objects and findings."),
+                        errhint("distribute_job_tables() distributes them together; see the README.")));
+    return relid;
+}
+
+// Appends the set's deltas to job_counter_deltas. On a Citus shard, at once (one row per
+// statement and job): a read of the coordinator in the same distributed transaction reaches the
+// shard in another statement, and sees rows, not this backend's memory.
+void append_deltas(Relation triggering, Counted what, DeltaSet *set, Written when) {
     if (set->inline_count == 0)
         return;
     s3scan::note_data_change();
-    Oid relid = delta_table_in_schema_of(triggering);
+    int64 shardid;
+    Oid relid = delta_table_for(triggering, what, &shardid);
+    if (shardid != 0)
+        when = Written::PerStatement;
     DeltaRow *rows;
     int count = delta_rows_of(set, &rows);
     if (when == Written::PerTransaction) {
@@ -281,6 +308,15 @@ S3SCAN_SQL_FUNCTION(s3scan_count_changes) {
         return PointerGetDatum(nullptr);
 
     Relation rel = trigdata->tg_relation;
+    // Citus moves and splits a shard by logical replication, together with the co-located shard
+    // of job_counter_deltas that already counts its rows.
+    int64 shardid;
+    bool shard = s3scan::shard_of(rel, table_of(what), &shardid);
+    if (shard && s3scan::applying_logical_replication())
+        return PointerGetDatum(nullptr);
+    // The coordinator's table of a distributed database holds no rows; its shards count.
+    if (!shard && s3scan::job_tables_distributed(RelationGetNamespace(rel)))
+        return PointerGetDatum(nullptr);
     Columns cols = {column_of(rel, "job_id", UUIDOID), 0, 0};
     if (what == Counted::Objects) {
         cols.status = column_of(rel, "status", TEXTOID);
@@ -303,7 +339,7 @@ S3SCAN_SQL_FUNCTION(s3scan_count_changes) {
         count_tuplestore(&set, what, &cols, trigdata->tg_oldtable, desc, -1);
         count_tuplestore(&set, what, &cols, trigdata->tg_newtable, desc, +1);
     }
-    append_deltas(rel, &set, when);
+    append_deltas(rel, what, &set, when);
     return PointerGetDatum(nullptr);
 }
 
@@ -314,8 +350,26 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
     if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("count_truncate() must be fired by TRUNCATE")));
-    Oid deltas = delta_table_in_schema_of(trigdata->tg_relation);
+    int64 shardid;
+    // The coordinator's table of a distributed database holds no rows; its shards count (each
+    // TRUNCATE of a shard fires this trigger there).
+    if (!s3scan::shard_of(trigdata->tg_relation, table_of(what), &shardid) &&
+        s3scan::job_tables_distributed(RelationGetNamespace(trigdata->tg_relation)))
+        return PointerGetDatum(nullptr);
+    Oid deltas = delta_table_for(trigdata->tg_relation, what, &shardid);
     const char *nsp = quote_identifier(get_namespace_name(get_rel_namespace(deltas)));
+    // On a Citus shard: the co-located shards of the counters, whose deltas are rows at once.
+    Oid counters = shardid == 0 ? get_relname_relid("job_counters", get_rel_namespace(deltas))
+                                : s3scan::colocated_shard(shardid, get_rel_namespace(deltas), "job_counters");
+    if (!OidIsValid(counters))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("no job_counters next to \"%s\"", get_rel_name(deltas))));
+    if (shardid != 0)
+        when = Written::PerStatement;
+    const char *deltas_name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(deltas)),
+                                                         get_rel_name(deltas));
+    const char *counters_name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(counters)),
+                                                           get_rel_name(counters));
     s3scan::note_data_change();
 
     // Every job's count of the truncated table's rows (folded plus pending) is negated; for
@@ -350,29 +404,29 @@ S3SCAN_SQL_FUNCTION(s3scan_count_truncate) {
         appendStringInfo(&magnitudes, "%spg_catalog.abs(n.%s)", sep, kCounted[i]);
     }
     char *sql = psprintf(
-        "INSERT INTO %1$s.job_counter_deltas (job_id, total_objects, queued_count, processing_count, "
+        "INSERT INTO %1$s (job_id, total_objects, queued_count, processing_count, "
         "succeeded_count, failed_count, total_findings, last_object_update, last_object_update_recheck) "
         "SELECT n.job_id%2$s, NULL::pg_catalog.timestamptz, %3$s "
         "FROM (SELECT s.job_id, %4$s "
         "      FROM (SELECT c.job_id, c.total_objects, c.queued_count, c.processing_count, c.succeeded_count, "
-        "                   c.failed_count, c.total_findings FROM %1$s.job_counters c "
+        "                   c.failed_count, c.total_findings FROM %8$s c "
         "            UNION ALL "
         "            SELECT d.job_id, d.total_objects::bigint, d.queued_count::bigint, d.processing_count::bigint, "
         "                   d.succeeded_count::bigint, d.failed_count::bigint, d.total_findings::bigint "
-        "            FROM %1$s.job_counter_deltas d %5$s) s "
+        "            FROM %1$s d %5$s) s "
         "      GROUP BY s.job_id) n "
         "CROSS JOIN LATERAL pg_catalog.generate_series(0::bigint, "
         "    pg_catalog.ceil(GREATEST(%6$s) OPERATOR(pg_catalog./) 2147483647::numeric)::bigint "
         "    OPERATOR(pg_catalog.-) 1::bigint) k (i) "
         "WHERE %7$s",
-        nsp, chunked.data, what == Counted::Objects ? "true" : "false", negated.data,
+        deltas_name, chunked.data, what == Counted::Objects ? "true" : "false", negated.data,
         when == Written::PerTransaction
             ? psprintf("UNION ALL SELECT p.job_id, p.total_objects::bigint, p.queued_count::bigint, "
                        "p.processing_count::bigint, p.succeeded_count::bigint, p.failed_count::bigint, "
                        "p.total_findings::bigint FROM %s.pending_counter_deltas() p",
                        nsp)
             : "",
-        magnitudes.data, nonzero.data);
+        magnitudes.data, nonzero.data, counters_name);
 
     // As the owner of the deltas, with search_path pinned: the truncating role's pg_temp types,
     // casts and functions are never resolved by it.

@@ -18,6 +18,7 @@
 // found. The hot path makes no SQL catalog query, only syscache and relcache look-ups (and, once
 // per redefinition of job_progress_live, a pg_depend look-up); every relation is locked before it
 // is used and a relation dropped meanwhile (DROP EXTENSION) counts as missing.
+#include "citus_shards.hpp"
 #include "live_counts.hpp"
 #include "pg.hpp"
 #include "pinned_sql.hpp"
@@ -49,6 +50,9 @@ struct VisiblePlan {
     SPIPlanPtr plan;
 };
 VisiblePlan visible_plan = {InvalidOid, nullptr};
+// The created_at of a job in jobs, read with SQL (on a distributed database, where the row is in
+// a shard on another node).
+VisiblePlan created_plan = {InvalidOid, nullptr};
 
 const char *const kColumns =
     "job_id, bucket, prefix, execution_arn, created_at, updated_at, total_objects, queued_count, "
@@ -157,6 +161,31 @@ bool lookup_in(Relation rel, Oid indexid, Oid eqproc, Datum key, int natts, Datu
 
 void put_result(ReturnSetInfo *rsinfo, Datum *values, bool *nulls, bool cached);
 
+// Whether nsp.jobs has the job, and its created_at, read with SQL: on a distributed database
+// Citus runs it on the one shard that holds the job (the coordinator's jobs holds no rows).
+bool distributed_job_created_at(Oid nsp, Datum job_id, Datum *created_at, bool *isnull) {
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    if (created_plan.nsp != nsp || created_plan.plan == nullptr) {
+        if (created_plan.plan != nullptr)
+            SPI_freeplan(created_plan.plan);
+        created_plan = {InvalidOid, nullptr};
+        SPIPlanPtr plan =
+            prepare_kept(psprintf("SELECT j.created_at FROM %s.jobs j WHERE j.job_id OPERATOR(pg_catalog.=) $1",
+                                  quote_identifier(get_namespace_name(nsp))));
+        created_plan = {nsp, plan};
+    }
+    Datum args[1] = {job_id};
+    int rc = SPI_execute_plan(created_plan.plan, args, nullptr, true, 1);
+    if (rc != SPI_OK_SELECT)
+        elog(ERROR, "job_status query failed: %s", SPI_result_code_string(rc));
+    bool found = SPI_processed > 0;
+    if (found)
+        *created_at = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);  // by value
+    SPI_finish();
+    return found;
+}
+
 // What the cached read through the indexes found.
 enum class CachedRead {
     Hit,         // the row is in the tuplestore
@@ -186,8 +215,10 @@ CachedRead read_cached_from(Oid nsp, Relation matview, Relation jobs, Relation l
     // deleted and created again (same created_at).
     Datum job[5];
     bool job_nulls[5];
-    if (!lookup_in(jobs, jobs_index, F_UUID_EQ, job_id, 5, job, job_nulls) || job_nulls[4] || nulls[4] ||
-        DatumGetTimestampTz(job[4]) != DatumGetTimestampTz(values[4]))
+    bool exists = s3scan::job_tables_distributed(nsp)
+                      ? distributed_job_created_at(nsp, job_id, &job[4], &job_nulls[4])
+                      : lookup_in(jobs, jobs_index, F_UUID_EQ, job_id, 5, job, job_nulls);
+    if (!exists || job_nulls[4] || nulls[4] || DatumGetTimestampTz(job[4]) != DatumGetTimestampTz(values[4]))
         return CachedRead::Miss;
     Datum entry[2];
     bool entry_nulls[2];
@@ -290,6 +321,10 @@ LiveRead read_live_directly(Oid nsp, Datum job_id, ReturnSetInfo *rsinfo) {
     if (!OidIsValid(live) || !OidIsValid(jobs_id) || !OidIsValid(jobs_key) || !OidIsValid(counters) ||
         !OidIsValid(counters_key) || !OidIsValid(deltas) ||
         pg_class_aclcheck(live, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+        return LiveRead::NoShortcut;
+    // On a distributed database the rows are in the shards, on other nodes: Citus runs the SQL
+    // plan on the one shard that holds the job.
+    if (s3scan::job_tables_distributed(nsp))
         return LiveRead::NoShortcut;
     // As the rewriter locks a view it expands; then what the view reads now.
     LockRelationOid(live, AccessShareLock);

@@ -8,6 +8,7 @@
 // the session does), pin it in C around their bookkeeping.
 #include "refresh.hpp"
 
+#include "citus_shards.hpp"
 #include "data_changes.hpp"
 #include "live_counts.hpp"
 #include "pinned_sql.hpp"
@@ -157,7 +158,9 @@ bool fold_locks_free(Oid nsp) {
 }
 
 int64 fold_counters(Oid nsp) {
-    char *sql = psprintf("SELECT %s.fold_job_counters()", quote_identifier(get_namespace_name(nsp)));
+    // On a node of a distributed database: the shards this node holds, where they are.
+    char *sql = psprintf("SELECT %s.%s()", quote_identifier(get_namespace_name(nsp)),
+                         job_tables_distributed(nsp) ? "fold_job_counter_shards" : "fold_job_counters");
     if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not fold the counter deltas");
     bool isnull;
@@ -372,7 +375,9 @@ static bool no_prepared_transactions() {
 static bool skipping_possible(Oid nsp, uint64 *view_generation) {
     Oid live = get_relname_relid("job_progress_live", nsp);
     Oid counters = get_relname_relid("job_counters", nsp);
-    if (!data_changes_counted || !OidIsValid(live) || !OidIsValid(counters))
+    // On a distributed database, the changes are counted on the nodes that hold the shards, not
+    // on the coordinator that refreshes.
+    if (!data_changes_counted || !OidIsValid(live) || !OidIsValid(counters) || job_tables_distributed(nsp))
         return false;
     LockRelationOid(live, AccessShareLock);
     bool reads = live_view_reads_counters(live, counters);
@@ -403,6 +408,15 @@ static void record_unchanged(Oid nsp, RefreshReport *report) {
 
 void refresh_job_progress_if_changed(Oid nsp, uint64 changes_before, TimestampTz counted_at,
                                      CacheKnowledge *known, RefreshReport *report) {
+    // A worker node of a distributed database holds shards, not the cache its clients read: the
+    // coordinator refreshes job_progress. Nothing to refresh here, nothing recorded.
+    if (job_tables_distributed(nsp) && !citus_coordinator()) {
+        memset(report, 0, sizeof *report);
+        report->started_at = GetCurrentTimestamp();
+        report->data_time = counted_at;
+        report->outcome = RefreshOutcome::Unchanged;
+        return;
+    }
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
     uint64 generation = 0;

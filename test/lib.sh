@@ -58,3 +58,54 @@ copy_tree_for_server_user() {
     chmod 755 "$dir"
     echo "$dir"
 }
+
+# Citus, for the distributed suite (test/run-tests.sh citus) and its benchmark: builds and
+# installs the version in ../shared/vendor into this PostgreSQL unless it is there already. Citus
+# is AGPL and a separate extension: it is built beside ours, never copied into the project.
+CITUS_VERSION=13.2.2
+CITUS_VENDOR=${S3SCAN_VENDOR_DIR:-$REPO/../shared/vendor}
+CITUS_PACKAGES="libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev zlib1g-dev libicu-dev patch"
+
+citus_installed() {
+    local so
+    so="$($PG_CONFIG --pkglibdir)/citus.so"
+    [ -f "$so" ] && grep -aq "Citus $CITUS_VERSION" "$so"
+}
+
+ensure_citus() {
+    if citus_installed; then
+        log "Citus $CITUS_VERSION is installed"
+        return 0
+    fi
+    local tarball=$CITUS_VENDOR/citus-$CITUS_VERSION.tar.gz
+    local patchfile=$CITUS_VENDOR/citus-$CITUS_VERSION-pg15.20.patch
+    if [ ! -f "$tarball" ]; then
+        echo "Citus $CITUS_VERSION is not installed and $tarball is missing" >&2
+        return 1
+    fi
+    (cd "$CITUS_VENDOR" && sha256sum --quiet -c --ignore-missing SHA256SUMS) || {
+        echo "the Citus sources in $CITUS_VENDOR do not match SHA256SUMS" >&2
+        return 1
+    }
+    PACKAGES="$CITUS_PACKAGES" ensure_packages
+    log "building Citus $CITUS_VERSION from $tarball (a few minutes)"
+    local build
+    build=$(mktemp -d /tmp/citus-build.XXXXXX)
+    (
+        set -e
+        tar -C "$build" -xzf "$tarball"
+        cd "$build/citus-$CITUS_VERSION"
+        patch -s -p1 <"$patchfile"
+        ./configure -q PG_CONFIG="$PG_CONFIG" >/dev/null
+        make -s -j"$(nproc)" with_llvm=no >/dev/null
+        make -s with_llvm=no install >/dev/null
+    ) >"$build.log" 2>&1
+    local rc=$?
+    if [ $rc -ne 0 ]; then
+        tail -40 "$build.log" >&2
+        echo "building Citus failed (log: $build.log)" >&2
+        return 1
+    fi
+    rm -rf "$build" "$build.log"
+    citus_installed
+}
