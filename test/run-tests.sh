@@ -4,8 +4,8 @@
 # Installs what it needs on a fresh Debian machine (run as root there).
 #
 #   test/run-tests.sh                 everything
-#   test/run-tests.sh regress         only pg_regress      (also: isolation, tap)
-#   test/run-tests.sh tap test/t/001_worker_basic.pl      some TAP files
+#   test/run-tests.sh regress         only pg_regress      (also: isolation, tap, citus)
+#   test/run-tests.sh tap test/t/001_worker_basic.pl      some TAP files (citus: test/citus/...)
 #
 #   KEEP=1 test/run-tests.sh ...     keep the copy the suites ran in (results/, tmp_check/ logs)
 #
@@ -47,11 +47,11 @@ run_make_suite() {
     local out="$work/$name.out"
     as_server_user "cd '$work' && make -s PG_CONFIG='$PG_CONFIG' installcheck $*" 2>&1 | tee "$out"
     local rc=${PIPESTATUS[0]}
-    if [ "$name" = tap ]; then
+    if [ "$name" = tap ] || [ "$name" = citus ]; then
         local ok bad
         # prove --timer prefixes its lines with [hh:mm:ss].
-        ok=$(grep -E '^(\[[0-9:]+\] )?test/t/' "$out" | grep -cE '\.{2,} ok( |$)' || true)
-        bad=$(grep -E '^(\[[0-9:]+\] )?test/t/.*(Dubious|Failed|not ok)' "$out" | wc -l)
+        ok=$(grep -E '^(\[[0-9:]+\] )?test/(t|citus)/' "$out" | grep -cE '\.{2,} ok( |$)' || true)
+        bad=$(grep -E '^(\[[0-9:]+\] )?test/(t|citus)/.*(Dubious|Failed|not ok)' "$out" | wc -l)
         [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
         passed=$((passed + ok))
         failed=$((failed + bad))
@@ -78,6 +78,20 @@ all | isolation) run_make_suite isolation "REGRESS= TAP_TESTS=" ;;
 esac
 case "$what" in
 all | tap) run_make_suite tap "REGRESS= ISOLATION= ${tap_files:+PROVE_TESTS='$tap_files'} PROVE_FLAGS=--timer" ;;
+esac
+# The Citus suite: a coordinator and two worker nodes (test/citus/); builds Citus first if this
+# PostgreSQL lacks it.
+case "$what" in
+all | citus)
+    if ensure_citus; then
+        citus_files=${tap_files:-$(cd "$work" && ls test/citus/*.pl | tr '\n' ' ')}
+        run_make_suite citus "REGRESS= ISOLATION= PROVE_TESTS='$citus_files' PROVE_FLAGS=--timer"
+    else
+        echo "the Citus suite could not build Citus"
+        failed=$((failed + 1))
+        status=1
+    fi
+    ;;
 esac
 
 echo
