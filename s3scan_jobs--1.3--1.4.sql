@@ -1030,6 +1030,24 @@ REVOKE ALL ON FUNCTION @extschema@.distribute_job_tables(integer) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.distribute_job_tables(integer) IS
     'for operators: spread the per-job tables over the Citus cluster this database is the coordinator of, sharded by job_id (once; see the README)';
 
+-- DROP EXTENSION s3scan_jobs of a distributed database: Citus runs it on every worker node first,
+-- where the shards' counter triggers depend on the extension's functions (the drop would fail)
+-- and the shards are no members of it (they would stay behind). This event trigger drops, on
+-- each node, the shards it holds of the extension's tables before the extension goes; in the
+-- dropping transaction, so a failed drop keeps them. On one server it does nothing.
+CREATE FUNCTION @extschema@.on_extension_drop() RETURNS pg_catalog.event_trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 's3scan_on_extension_drop';
+REVOKE ALL ON FUNCTION @extschema@.on_extension_drop() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.on_extension_drop() IS
+    'internal to s3scan_jobs: event trigger function: before DROP EXTENSION s3scan_jobs of a distributed database, drops the shards this node holds';
+CREATE EVENT TRIGGER s3scan_jobs_extension_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION @extschema@.on_extension_drop();
+ALTER EVENT TRIGGER s3scan_jobs_extension_drop ENABLE ALWAYS;
+COMMENT ON EVENT TRIGGER s3scan_jobs_extension_drop IS
+    'internal to s3scan_jobs: before DROP EXTENSION s3scan_jobs of a distributed database, drops the shards each node holds';
+
 -- True when the counters are maintained; else error 55000, or 0A000 once the tables are distributed
 -- (for verify, repair and distribute_job_tables(), which alone call it).
 CREATE OR REPLACE FUNCTION @extschema@.require_counter_maintenance() RETURNS boolean

@@ -11,6 +11,7 @@ S3SCAN_SOURCES = \
 	src/data_changes.cpp \
 	src/pinned_sql.cpp \
 	src/citus_shards.cpp \
+	src/distributed_drop.cpp \
 	src/touch_trigger.cpp \
 	src/counter_triggers.cpp \
 	src/table_guards.cpp \
