@@ -1486,6 +1486,16 @@ BEGIN
         CONTINUE WHEN pg_catalog.to_regclass(shard.deltas) IS NULL OR pg_catalog.to_regclass(shard.counters) IS NULL
                    OR pg_catalog.to_regclass(shard.jobs) IS NULL OR pg_catalog.to_regclass(shard.objects) IS NULL;
         CONTINUE WHEN NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('s3scan_jobs fold'), shard.turn::integer);
+        -- A fold waits for no lock (a shard being dropped or moved is skipped): to Citus's deadlock
+        -- detector a wait of this backend, which has no distributed transaction id, is the wait of
+        -- every such backend, and a DROP EXTENSION that waited for a fold was cancelled as a
+        -- distributed deadlock.
+        BEGIN
+            EXECUTE pg_catalog.format('LOCK TABLE %s, %s IN ROW EXCLUSIVE MODE NOWAIT', shard.deltas, shard.counters);
+            EXECUTE pg_catalog.format('LOCK TABLE %s, %s IN ACCESS SHARE MODE NOWAIT', shard.jobs, shard.objects);
+        EXCEPTION WHEN lock_not_available THEN
+            CONTINUE;
+        END;
         EXECUTE pg_catalog.format($fold$
             WITH moved AS (
                 DELETE FROM %1$s d RETURNING d.*),

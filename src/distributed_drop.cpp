@@ -66,6 +66,17 @@ S3SCAN_SQL_FUNCTION(s3scan_on_extension_drop) {
     // has removed the tables' metadata there by the time the coordinator's reaches them.
     if (!s3scan::citus_coordinator())
         PG_RETURN_VOID();
+    // The locks the drop takes anyway, first, in the order a refresh and a reader take theirs (the
+    // cache, then the coordinator's tables, then their shards): a refresh running meanwhile
+    // finishes before any shard is dropped, instead of waiting on a worker for a shard lock the
+    // drop holds while the drop waits here for the cache (a distributed deadlock).
+    const char *const kLocked[] = {"job_progress", "jobs", "job_objects", "findings", "job_counters",
+                                   "job_counter_deltas"};
+    for (const char *name : kLocked) {
+        Oid relid = get_relname_relid(name, nsp);
+        if (OidIsValid(relid))
+            LockRelationOid(relid, AccessExclusiveLock);
+    }
     int pinned = s3scan::pin_search_path();
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");

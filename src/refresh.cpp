@@ -269,6 +269,19 @@ static void run_refresh(Oid nsp, RefreshReport *report) {
     count_cached_totals(nsp, report);
 }
 
+// Takes, if each is free at once, the locks a refresh of a distributed database's job_progress
+// takes: the tables its query reads (ACCESS SHARE, on the coordinator; Citus locks their shards on
+// the workers) and the view (EXCLUSIVE, as REFRESH ... CONCURRENTLY).
+static bool distributed_refresh_locks_free(Oid nsp, Oid matview) {
+    const char *const kRead[] = {"jobs", "job_objects", "findings", "job_counters", "job_counter_deltas"};
+    for (const char *name : kRead) {
+        Oid relid = get_relname_relid(name, nsp);
+        if (OidIsValid(relid) && !ConditionalLockRelationOid(relid, AccessShareLock))
+            return false;
+    }
+    return ConditionalLockRelationOid(matview, ExclusiveLock);
+}
+
 void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *report) {
     memset(report, 0, sizeof *report);
     report->started_at = GetCurrentTimestamp();
@@ -286,6 +299,18 @@ void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *repo
     // Another refresh (the worker's, pg_cron's, a session's, a person's REFRESH) is running:
     // skip rather than queue behind it.
     if (!try_refresh_lock(matview)) {
+        report->outcome = RefreshOutcome::Skipped;
+        report->duration_ms = elapsed_ms(report->started_at, GetCurrentTimestamp());
+        write_refresh_history(nsp, origin, report, false);
+        SPI_finish();
+        return;
+    }
+
+    // On a distributed database the refresh waits for no lock: to Citus's deadlock detector a
+    // wait of this backend (which has no distributed transaction id) is the wait of every such
+    // backend, the folds of the worker nodes included, and a DROP EXTENSION waiting for a fold
+    // while this waited for it was cancelled as a distributed deadlock. Skipped instead.
+    if (job_tables_distributed(nsp) && !distributed_refresh_locks_free(nsp, matview)) {
         report->outcome = RefreshOutcome::Skipped;
         report->duration_ms = elapsed_ms(report->started_at, GetCurrentTimestamp());
         write_refresh_history(nsp, origin, report, false);

@@ -34,10 +34,16 @@ sub new_citus_cluster
 			preload => 'citus,s3scan_jobs',
 			conf    => "max_prepared_transactions = 100\n"
 			  . "wal_level = logical\n"
+			  . "max_wal_senders = 10\n"
+			  . "max_replication_slots = 10\n"
+			  . "citus.log_distributed_deadlock_detection = on\n"
 			  . "max_connections = 100\n"
 			  . "s3scan_jobs.database = 'postgres'\n"
 			  . "s3scan_jobs.refresh_interval = '$interval'\n"
 			  . ($opts{conf} // ''));
+		# (Citus connects to its own node by citus.local_hostname, localhost by default: the nodes
+		# listen on their Unix socket only.)
+		$node->append_conf('postgresql.conf', "citus.local_hostname = '" . $node->host . "'\n");
 		$node->start;
 		$node->safe_psql('postgres', 'CREATE EXTENSION citus');
 		push @nodes, $node;
