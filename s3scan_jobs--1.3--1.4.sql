@@ -62,6 +62,13 @@ EXCEPTION WHEN undefined_function THEN
 END
 $library$;
 
+-- A refresh locks job_progress first, then what its query reads. This script changes what it
+-- reads, and comments job_progress: it takes job_progress first too (COMMENT ON takes SHARE UPDATE
+-- EXCLUSIVE), so that it never holds a view a running refresh waits for while it waits for that
+-- refresh (a deadlock, which cancelled the update now and then while the worker refreshed).
+COMMENT ON MATERIALIZED VIEW @extschema@.job_progress IS
+    'for applications: the cache: job_progress_live as of the last refresh (its time: materialized_view_refresh_log); cheap to read, refreshed by refresh_job_progress()';
+
 -- Privileges ---------------------------------------------------------------------------------------
 
 -- Only repair and verify (SECURITY DEFINER) call it.
@@ -955,6 +962,48 @@ REVOKE ALL ON FUNCTION @extschema@.fold_job_counter_shards() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.fold_job_counter_shards() IS
     'for operators: on a node of a distributed database, move the pending counter deltas of the shards it holds into their counters now (on one server: fold_job_counters()); returns how many were folded';
 
+-- On a worker node, the ids of job_objects and findings written through it come from the node's
+-- own sequences, which start where the coordinator's do. This gives them a range of their own
+-- (as Citus gives the sequences of the tables it distributes): from the node's group id times
+-- 2^48, plus 1, for 2^48 values. The coordinator (group 0) keeps its range from 1. Run on every
+-- worker node by distribute_job_tables(), and by each node's refresh worker (for nodes added
+-- later); true when it changed something.
+CREATE FUNCTION @extschema@.claim_node_id_range() RETURNS boolean
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $body$
+DECLARE
+    node_group bigint;
+    first bigint;
+    seq pg_catalog.text;
+    changed boolean := false;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT g.groupid FROM pg_catalog.pg_dist_local_group g' INTO node_group;
+    IF node_group IS NULL OR node_group OPERATOR(pg_catalog.<=) 0 THEN
+        RETURN false;
+    END IF;
+    first := (node_group OPERATOR(pg_catalog.<<) 48) OPERATOR(pg_catalog.+) 1;
+    FOREACH seq IN ARRAY ARRAY['job_objects_id_seq', 'findings_id_seq'] LOOP
+        CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_sequences s
+                              WHERE s.schemaname OPERATOR(pg_catalog.=) '@extschema@'
+                                AND s.sequencename OPERATOR(pg_catalog.=) seq
+                                AND s.min_value OPERATOR(pg_catalog.=) first);
+        EXECUTE pg_catalog.format('ALTER SEQUENCE %I.%I MINVALUE %s MAXVALUE %s START %s RESTART %s',
+                                  '@extschema@', seq, first,
+                                  first OPERATOR(pg_catalog.+) (1::bigint OPERATOR(pg_catalog.<<) 48) OPERATOR(pg_catalog.-) 1,
+                                  first, first);
+        changed := true;
+    END LOOP;
+    RETURN changed;
+END
+$body$;
+REVOKE ALL ON FUNCTION @extschema@.claim_node_id_range() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.claim_node_id_range() IS
+    'internal to s3scan_jobs: on a Citus worker node, gives the sequences of job_objects and findings a range of ids of their own';
+
 -- Spreads the per-job tables over the worker nodes of the Citus cluster this database is the
 -- coordinator of: jobs, job_objects, findings, job_counters and job_counter_deltas become
 -- distributed tables sharded by job_id, co-located, in shard_count shards, with the rows already
@@ -996,6 +1045,11 @@ BEGIN
             USING ERRCODE = '55000', HINT = 'Add one with citus_add_node(), then call distribute_job_tables() again.';
     END IF;
 
+    -- job_progress first, as a refresh locks it, then what the refresh reads: never hold what a
+    -- running refresh waits for while waiting for it. COMMENT ON takes SHARE UPDATE EXCLUSIVE
+    -- (LOCK TABLE takes no materialized view); the comment stays as it is.
+    EXECUTE pg_catalog.format('COMMENT ON MATERIALIZED VIEW %I.job_progress IS %L', '@extschema@',
+        pg_catalog.obj_description('@extschema@.job_progress'::pg_catalog.regclass, 'pg_class'));
     -- Nothing writes or folds meanwhile. The counter triggers of the shards count the rows as
     -- Citus copies them in: the counters start empty there (this transaction's pending sums too).
     LOCK TABLE @extschema@.jobs, @extschema@.job_objects, @extschema@.findings, @extschema@.job_counters_lock,
@@ -1034,6 +1088,10 @@ BEGIN
     PERFORM @extschema@.define_job_progress_live(true);
     REFRESH MATERIALIZED VIEW @extschema@.job_progress;
     PERFORM @extschema@.note_data_change();
+    -- Ids written through a worker node: a range per node (its refresh worker does the same for
+    -- a node added later). Citus runs this on each node in a transaction of its own.
+    PERFORM pg_catalog.run_command_on_workers(
+        pg_catalog.format('SELECT %I.claim_node_id_range()', '@extschema@'));
 END
 $body$;
 REVOKE ALL ON FUNCTION @extschema@.distribute_job_tables(integer) FROM PUBLIC;

@@ -139,6 +139,10 @@ bool job_tables_distributed(Oid nsp) {
     return value;
 }
 
+bool citus_in_database() {
+    return citus_installed();
+}
+
 bool citus_coordinator() {
     if (!citus_installed())
         return true;

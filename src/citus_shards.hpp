@@ -17,6 +17,9 @@ bool job_tables_distributed(Oid nsp);
 // Whether this node is the Citus coordinator of a distributed database (true without Citus).
 bool citus_coordinator();
 
+// Whether the citus extension is installed in this database.
+bool citus_in_database();
+
 // Whether rel is a Citus shard of the extension's table named table: its name is the table's,
 // then "_" and the shard id, in the table's schema. Sets *shardid.
 bool shard_of(Relation rel, const char *table, int64 *shardid);

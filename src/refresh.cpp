@@ -269,9 +269,10 @@ static void run_refresh(Oid nsp, RefreshReport *report) {
     count_cached_totals(nsp, report);
 }
 
-// Takes, if each is free at once, the locks a refresh of a distributed database's job_progress
-// takes: the tables its query reads (ACCESS SHARE, on the coordinator; Citus locks their shards on
-// the workers) and the view (EXCLUSIVE, as REFRESH ... CONCURRENTLY).
+// Takes, if each is free at once, the locks a refresh of job_progress in a Citus database takes:
+// the tables its query reads (ACCESS SHARE, on the coordinator; Citus locks their shards on the
+// workers) and the view (EXCLUSIVE, as REFRESH ... CONCURRENTLY; ACCESS EXCLUSIVE while it holds
+// no data).
 static bool distributed_refresh_locks_free(Oid nsp, Oid matview) {
     const char *const kRead[] = {"jobs", "job_objects", "findings", "job_counters", "job_counter_deltas"};
     for (const char *name : kRead) {
@@ -279,7 +280,12 @@ static bool distributed_refresh_locks_free(Oid nsp, Oid matview) {
         if (OidIsValid(relid) && !ConditionalLockRelationOid(relid, AccessShareLock))
             return false;
     }
-    return ConditionalLockRelationOid(matview, ExclusiveLock);
+    if (!ConditionalLockRelationOid(matview, ExclusiveLock))
+        return false;
+    Relation rel = relation_open(matview, NoLock);
+    bool populated = RelationIsPopulated(rel);
+    relation_close(rel, NoLock);
+    return populated || ConditionalLockRelationOid(matview, AccessExclusiveLock);
 }
 
 void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *report) {
@@ -306,11 +312,12 @@ void refresh_job_progress_now(Oid nsp, RefreshOrigin origin, RefreshReport *repo
         return;
     }
 
-    // On a distributed database the refresh waits for no lock: to Citus's deadlock detector a
-    // wait of this backend (which has no distributed transaction id) is the wait of every such
-    // backend, the folds of the worker nodes included, and a DROP EXTENSION waiting for a fold
-    // while this waited for it was cancelled as a distributed deadlock. Skipped instead.
-    if (job_tables_distributed(nsp) && !distributed_refresh_locks_free(nsp, matview)) {
+    // In a Citus database the refresh waits for no lock: to Citus's deadlock detector a wait of
+    // this backend (which has no distributed transaction id) is the wait of every such backend,
+    // the folds of the worker nodes included, and DROP EXTENSION and distribute_job_tables(),
+    // waiting for one of them or queued behind this, were cancelled as distributed deadlocks.
+    // Skipped instead.
+    if (citus_in_database() && !distributed_refresh_locks_free(nsp, matview)) {
         report->outcome = RefreshOutcome::Skipped;
         report->duration_ms = elapsed_ms(report->started_at, GetCurrentTimestamp());
         write_refresh_history(nsp, origin, report, false);
@@ -404,9 +411,15 @@ static bool skipping_possible(Oid nsp, uint64 *view_generation) {
     // on the coordinator that refreshes.
     if (!data_changes_counted || !OidIsValid(live) || !OidIsValid(counters) || job_tables_distributed(nsp))
         return false;
-    LockRelationOid(live, AccessShareLock);
+    // (Not waiting: a view being redefined is a change; the pass refreshes.)
+    if (!ConditionalLockRelationOid(live, AccessShareLock))
+        return false;
     bool reads = live_view_reads_counters(live, counters);
     *view_generation = live_view_generation();
+    // Released at once: a refresh locks job_progress before what it reads, and a pass that held
+    // the view while it waited for job_progress deadlocked with a redefinition of the view by a
+    // session that held job_progress (distribute_job_tables(), an update script).
+    UnlockRelationOid(live, AccessShareLock);
     // (A person's REFRESH ... WITH NO DATA empties the cache: the next pass fills it.)
     Oid matview = get_relname_relid("job_progress", nsp);
     if (!OidIsValid(matview) || !ConditionalLockRelationOid(matview, AccessShareLock))
@@ -433,9 +446,19 @@ static void record_unchanged(Oid nsp, RefreshReport *report) {
 
 void refresh_job_progress_if_changed(Oid nsp, uint64 changes_before, TimestampTz counted_at,
                                      CacheKnowledge *known, RefreshReport *report) {
-    // A worker node of a distributed database holds shards, not the cache its clients read: the
-    // coordinator refreshes job_progress. Nothing to refresh here, nothing recorded.
-    if (job_tables_distributed(nsp) && !citus_coordinator()) {
+    // A worker node of a Citus cluster holds shards (once the tables are distributed), not the
+    // cache its clients read: the coordinator refreshes job_progress. Nothing to refresh here,
+    // nothing recorded. (Refreshing its empty copy held locks that Citus's operations on the node
+    // waited for, which its deadlock detector took for a distributed deadlock.)
+    if (!citus_coordinator()) {
+        // The ids written through this node: a range of its own (a node added after
+        // distribute_job_tables() gets it here).
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "SPI_connect failed");
+        if (SPI_execute(psprintf("SELECT %s.claim_node_id_range()", quote_identifier(get_namespace_name(nsp))), false,
+                        1) != SPI_OK_SELECT)
+            elog(ERROR, "could not claim this node's range of ids");
+        SPI_finish();
         memset(report, 0, sizeof *report);
         report->started_at = GetCurrentTimestamp();
         report->data_time = counted_at;

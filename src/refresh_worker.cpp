@@ -10,6 +10,7 @@
 // search_path = pg_catalog, pg_temp, whatever ALTER DATABASE or ALTER ROLE set. When its memory
 // grows past s3scan_jobs.worker_memory_limit (PostgreSQL's caches grow with every REFRESH
 // CONCURRENTLY), it hands its slot to a fresh process and exits.
+#include "citus_shards.hpp"
 #include "data_changes.hpp"
 #include "refresh.hpp"
 #include "settings.hpp"
@@ -191,6 +192,10 @@ bool run_fold_pass(MemoryContext pass_context, int64 *folded_rows) {
     {
         Oid nsp = IsBinaryUpgrade || RecoveryInProgress() ? InvalidOid : installed_extension_namespace();
         found = OidIsValid(nsp) && counters_installed(nsp);
+        // A worker node of a Citus cluster folds only the shards it holds, once the tables are
+        // distributed; its own copies of the tables are empty shells.
+        if (found && !citus_coordinator() && !job_tables_distributed(nsp))
+            found = false;
         if (found && fold_locks_free(nsp)) {
             pgstat_report_activity(STATE_RUNNING, "s3scan_jobs: folding counter deltas");
             if (StatementTimeout > 0)

@@ -1,6 +1,8 @@
 # A distributed database under what its users and DBAs do to it:
 #  - writers over every shard (inserts, status updates, deletes, rollbacks, savepoints, a job
 #    deleted and created again) leave every job exact;
+#  - ALTER EXTENSION UPDATE on the coordinator reaches every node;
+#  - writes sent through a worker node get ids from the node's own range and are counted;
 #  - a shard group moved to the other worker (logical replication) while they write: still exact,
 #    nothing counted twice by the move's apply;
 #  - a worker node stopped in the middle of a transaction that wrote to both workers: its COMMIT
@@ -24,7 +26,12 @@ use S3ScanCitus;
 
 my ($coord, $w1, $w2) = new_citus_cluster('ops');
 my @nodes = ($coord, $w1, $w2);
-$coord->safe_psql('postgres', 'CREATE EXTENSION s3scan_jobs');
+
+# An earlier version, updated on the cluster: Citus runs the update on every node.
+$coord->safe_psql('postgres', "CREATE EXTENSION s3scan_jobs VERSION '1.3'");
+$coord->safe_psql('postgres', 'ALTER EXTENSION s3scan_jobs UPDATE');
+is( join(' ', map { $_->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 's3scan_jobs'") } @nodes),
+	'1.4 1.4 1.4', 'ALTER EXTENSION s3scan_jobs UPDATE on the coordinator updates every node');
 $coord->safe_psql('postgres', 'SELECT distribute_job_tables(8)');
 
 my $jobs = 8;
@@ -102,6 +109,24 @@ is($coord->safe_psql('postgres', "SELECT total_objects FROM job_status('00000000
 	'7', 'the job deleted and created again counts its new objects only');
 ok(defined wait_for($coord, 'postgres', 'SELECT count(*) = 0 FROM job_counter_deltas'), 'the workers fold everything');
 is(recount_differences($coord), '', 'and stay exact');
+
+# --- writes through a worker node ---------------------------------------------------------------------------
+
+# Each worker node's sequences hand out ids of their own range.
+ok( defined wait_for(
+		$w2, 'postgres',
+		"SELECT count(*) = 2 FROM pg_sequences WHERE sequencename IN ('job_objects_id_seq', 'findings_id_seq')
+		   AND min_value = ((SELECT groupid FROM pg_dist_local_group)::bigint << 48) + 1"),
+	'a worker node\'s sequences have a range of their own');
+my %ids;
+for my $node ($coord, $w1, $w2)
+{
+	$ids{ $node->name } = $node->safe_psql('postgres', qq{
+INSERT INTO job_objects (job_id, bucket, key, etag) VALUES ('@{[job_uuid(2)]}', 'b', 'via-@{[$node->name]}', 'e') RETURNING id});
+}
+is(scalar(keys %{ { map { ($_ >> 48) => 1 } values %ids } }), 3, 'ids written through each node come from three ranges')
+  or diag(join(' ', %ids));
+is(recount_differences($coord), '', 'and every write through a worker node is counted');
 
 # --- a shard move under load --------------------------------------------------------------------------
 
