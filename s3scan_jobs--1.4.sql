@@ -1698,6 +1698,7 @@ COMMENT ON FUNCTION @extschema@.distribute_job_tables(integer) IS
 -- dropping transaction, so a failed drop keeps them. On one server it does nothing.
 CREATE FUNCTION @extschema@.on_extension_drop() RETURNS pg_catalog.event_trigger
     LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 's3scan_on_extension_drop';
 REVOKE ALL ON FUNCTION @extschema@.on_extension_drop() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.on_extension_drop() IS

@@ -174,8 +174,9 @@ FROM pg_temp.ext_functions('s3scan_jobs') f
 JOIN pg_proc p ON p.oid = f.fn JOIN pg_language l ON l.oid = p.prolang
 WHERE NOT f.pins_search_path ORDER BY 1;
 
--- Four functions run with their owner's rights, so that each right can be granted alone:
--- refresh_job_progress(), and the counters' fold, verify and repair. They pin search_path
+-- Five functions run with their owner's rights, so that each right can be granted alone:
+-- refresh_job_progress(), and the counters' folds (of the tables, of a node's shards), verify and
+-- repair. They pin search_path
 -- (above). The counter triggers (C, no SQL name resolved with the session's search_path: their
 -- statements are qualified) write as the owner of job_counter_deltas without being SECURITY
 -- DEFINER.

@@ -21,6 +21,12 @@
 // TRUNCATE trigger's one statement runs as the table's owner with search_path pinned
 // (pinned_sql.hpp). Nothing here waits for another writer: every writer only inserts. Every
 // counted change also marks its transaction for the refresh worker (data_changes.hpp).
+//
+// On a Citus shard (the tables distributed by distribute_job_tables()) the triggers write into the
+// co-located shard of job_counter_deltas, one row per statement and job at once (the
+// coordinator's reads in the same transaction see rows, not this backend's memory), and stand
+// down in the logical replication of a shard move (the deltas' shard moves along). The
+// coordinator's own tables of a distributed database hold no rows: their triggers stand down.
 #include "citus_shards.hpp"
 #include "data_changes.hpp"
 #include "delta_rows.hpp"

@@ -17,7 +17,10 @@
 // Row-level security on jobs is honoured on both paths: a job the caller's policies hide is not
 // found. The hot path makes no SQL catalog query, only syscache and relcache look-ups (and, once
 // per redefinition of job_progress_live, a pg_depend look-up); every relation is locked before it
-// is used and a relation dropped meanwhile (DROP EXTENSION) counts as missing.
+// is used and a relation dropped meanwhile (DROP EXTENSION) counts as missing. On a database
+// distributed over Citus (citus_shards.hpp) the rows are in shards on other nodes: the real-time
+// read is always the SQL plan (Citus runs it on the job's one shard), and the cached read checks
+// the job's jobs row with a SQL plan too.
 #include "citus_shards.hpp"
 #include "live_counts.hpp"
 #include "pg.hpp"

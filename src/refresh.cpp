@@ -5,7 +5,9 @@
 // Every statement here is qualified (OPERATOR(pg_catalog.x), pg_catalog.f) and runs under
 // search_path = pg_catalog, pg_temp, whoever calls: the SQL function pins it, the worker pins it for
 // its life, and the event triggers, which must not pin it (they resolve the person's view name as
-// the session does), pin it in C around their bookkeeping.
+// the session does), pin it in C around their bookkeeping. In a database with Citus a refresh
+// waits for no lock (skipped instead), folds through fold_job_counter_shards() once the tables are
+// distributed, and happens on the coordinator only.
 #include "refresh.hpp"
 
 #include "citus_shards.hpp"

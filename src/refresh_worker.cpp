@@ -9,7 +9,9 @@
 // die(); SIGINT cancels a refresh in progress and nothing else. Every statement it runs sees
 // search_path = pg_catalog, pg_temp, whatever ALTER DATABASE or ALTER ROLE set. When its memory
 // grows past s3scan_jobs.worker_memory_limit (PostgreSQL's caches grow with every REFRESH
-// CONCURRENTLY), it hands its slot to a fresh process and exits.
+// CONCURRENTLY), it hands its slot to a fresh process and exits. On a worker node of a Citus
+// cluster it only folds the shards the node holds (once the tables are distributed) and gives
+// the node's sequences their id range; the coordinator's worker refreshes.
 #include "citus_shards.hpp"
 #include "data_changes.hpp"
 #include "refresh.hpp"

@@ -9,7 +9,7 @@
 #    fails with a clear error, nothing of it is counted, writes to the other worker's shards go on;
 #    once the node is back, everything is exact;
 #  - pg_dump of the coordinator, restored into a database whose tables are distributed: the same
-#    rows and counts;
+#    rows and counts; and back to one server (the findings through a table of one's own);
 #  - DROP EXTENSION s3scan_jobs leaves no shard, no table and no Citus metadata of them behind.
 
 use strict;
@@ -224,6 +224,32 @@ is($coord->safe_psql('restored', 'SELECT count(*) FROM job_objects'), $coord->sa
 	'and the same rows');
 is($coord->safe_psql('restored', 'SELECT last_value FROM job_objects_id_seq'),
 	$coord->safe_psql('postgres', 'SELECT last_value FROM job_objects_id_seq'), 'and the same sequence values');
+
+# --- back to one server ----------------------------------------------------------------------------------------
+
+# A database without Citus: the same dump's jobs and objects, the findings through a table of its
+# own (two jobs may have the same finding, which the one-server key does not allow).
+$coord->safe_psql('postgres', 'CREATE DATABASE single');
+$coord->safe_psql('single', 'CREATE EXTENSION s3scan_jobs');
+($restore_out, $restore_err) = ('', '');
+$restored_ok = IPC::Run::run(
+	[ 'pg_restore', '--data-only', (map { ('-t', $_) } qw(jobs job_objects job_objects_id_seq findings_id_seq)),
+	  '-d', 'single', '-h', $coord->host, '-p', $coord->port, $dump ],
+	'>', \$restore_out, '2>', \$restore_err);
+ok($restored_ok, 'one server: pg_restore --data-only of jobs and objects') or diag($restore_err);
+my $csv = "$dir/findings.csv";
+$coord->safe_psql('postgres', "\\copy (SELECT * FROM findings ORDER BY id) TO '$csv' CSV");
+$coord->safe_psql('single', "CREATE TABLE findings_in (LIKE findings);
+\\copy findings_in FROM '$csv' CSV
+INSERT INTO findings SELECT * FROM findings_in ON CONFLICT DO NOTHING;
+DROP TABLE findings_in;");
+my $objects = 'SELECT job_id, total_objects, queued_count, processing_count, succeeded_count, failed_count
+	FROM job_progress_live ORDER BY job_id';
+is($coord->safe_psql('single', $objects), $coord->safe_psql('postgres', $objects), 'one server: the same jobs and objects counts');
+is( $coord->safe_psql('single', 'SELECT sum(total_findings) FROM job_progress_live'),
+	$coord->safe_psql('postgres', 'SELECT count(DISTINCT (bucket, key, etag, detector, byte_offset)) FROM findings'),
+	'one server: each finding once');
+is($coord->safe_psql('single', 'SELECT count(*) FROM verify_job_counters()'), '0', 'one server: exact');
 
 # --- DROP EXTENSION ---------------------------------------------------------------------------------------------
 
