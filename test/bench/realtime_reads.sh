@@ -18,7 +18,8 @@
 #   sudo test/bench/realtime_reads.sh            # about 8 minutes
 #
 # Environment: SECS (warm seconds per statement and block, default 3), CALLS (calls per fresh
-# block, default 150), ROUNDS (default 2), BENCH_PORT (default 55490), BENCH_SKIP_BUILD=1,
+# block, default 150), ROUNDS (default 2), FOLD_INTERVAL (the worker's s3scan_jobs.fold_interval,
+# default 100ms; another value is named in the result's file name), BENCH_PORT (default 55490), BENCH_SKIP_BUILD=1,
 # BENCH_KEEP=1, BENCH_RESULTS, S3SCAN_PG_BIN.
 set -euo pipefail
 
@@ -28,20 +29,23 @@ bench_init realtime_reads 55490
 SECS=${SECS:-3}
 CALLS=${CALLS:-150}
 ROUNDS=${ROUNDS:-2}
+FOLD_INTERVAL=${FOLD_INTERVAL:-100ms}
 LOAD_START=$(loadavg)
 
 ensure_packages
 build_and_install
 start_throwaway_server "s3scan_jobs.database = 'bench'
 s3scan_jobs.refresh_interval = 0
-s3scan_jobs.fold_interval = '100ms'
+s3scan_jobs.fold_interval = '$FOLD_INTERVAL'
 shared_buffers = 1GB
 max_connections = 50"
 q() { as_pg "$PGBIN/psql" -X -q -At -d bench -v ON_ERROR_STOP=1 -c "$1"; }
 as_pg "$PGBIN/createdb" bench
 q "CREATE EXTENSION s3scan_jobs"
 VERSION=$(ext_version bench)
-OUT=$(result_file realtime-reads md "$VERSION")
+NAME=realtime-reads
+[ "$FOLD_INTERVAL" != 100ms ] && NAME=realtime-reads-fold-$FOLD_INTERVAL
+OUT=$(result_file "$NAME" md "$VERSION")
 
 SIZES=(1000 100000 1000000)
 job_of() { printf '00000000-0000-4000-8000-%012d' "$1"; }
@@ -179,7 +183,7 @@ extra() {
     echo
     echo "- command: \`test/bench/realtime_reads.sh\` (SECS=$SECS, CALLS=$CALLS, ROUNDS=$ROUNDS)"
     echo "- machine: $(nproc) cores, shared with other work; load average at start $LOAD_START, at the end $LOAD_END"
-    echo "- data: jobs of 1,000, 100,000 and 1,000,000 objects (all four statuses) and 1,000 jobs of 50; job_progress refreshed once; the worker folds every 100 ms"
+    echo "- data: jobs of 1,000, 100,000 and 1,000,000 objects (all four statuses) and 1,000 jobs of 50; job_progress refreshed once; the worker folds every $FOLD_INTERVAL"
     echo "- cells: median latency per call as the client sees it (pgbench per-transaction log, one client), median over $ROUNDS rounds; in brackets the ratio to \`lookup\` (\`SELECT * FROM job_progress WHERE job_id = \$1\`) of the same block"
     echo "- verify_job_counters() at the end: $DIFFS differing rows; the most pending delta rows seen under load: $PENDING_MAX; the writers' rate per loaded block: ${WRITE_RATES[*]} updates/s"
     echo
