@@ -63,7 +63,14 @@ copy_tree_for_server_user() {
 # installs the version in ../shared/vendor into this PostgreSQL unless it is there already. Citus
 # is AGPL and a separate extension: it is built beside ours, never copied into the project.
 CITUS_VERSION=13.2.2
-CITUS_VENDOR=${S3SCAN_VENDOR_DIR:-$REPO/../shared/vendor}
+# The vendored sources: S3SCAN_VENDOR_DIR, else ../shared/vendor next to this checkout, else the
+# workplace's /work/shared/vendor (a clone elsewhere, as CI makes).
+CITUS_VENDOR=${S3SCAN_VENDOR_DIR:-}
+if [ -z "$CITUS_VENDOR" ]; then
+    for dir in "$REPO/../shared/vendor" /work/shared/vendor; do
+        [ -f "$dir/citus-13.2.2.tar.gz" ] && { CITUS_VENDOR=$(cd "$dir" && pwd); break; }
+    done
+fi
 CITUS_PACKAGES="libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev zlib1g-dev libicu-dev patch"
 
 citus_installed() {
@@ -79,8 +86,9 @@ ensure_citus() {
     fi
     local tarball=$CITUS_VENDOR/citus-$CITUS_VERSION.tar.gz
     local patchfile=$CITUS_VENDOR/citus-$CITUS_VERSION-pg15.20.patch
-    if [ ! -f "$tarball" ]; then
-        echo "Citus $CITUS_VERSION is not installed and $tarball is missing" >&2
+    if [ -z "$CITUS_VENDOR" ] || [ ! -f "$tarball" ]; then
+        echo "Citus $CITUS_VERSION is not installed and its sources (citus-$CITUS_VERSION.tar.gz) are" \
+             "not in ../shared/vendor or /work/shared/vendor: set S3SCAN_VENDOR_DIR to their folder" >&2
         return 1
     fi
     (cd "$CITUS_VENDOR" && sha256sum --quiet -c --ignore-missing SHA256SUMS) || {
