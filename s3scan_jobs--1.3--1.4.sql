@@ -742,7 +742,7 @@ COMMENT ON EVENT TRIGGER s3scan_jobs_table_ddl_end IS
 -- Citus ------------------------------------------------------------------------------------------
 -- A database that outgrows one server can spread the per-job tables over the worker nodes of a
 -- Citus cluster, sharded by job_id: distribute_job_tables() does it once, on the coordinator
--- (docs/design.md "On Citus", README "Distributing over Citus"). Every per-job row of a job then
+-- (docs/design.md "On Citus", README "Spreading over a Citus cluster"). Every per-job row of a job then
 -- lives in one shard group on one node: jobs, job_objects, findings, job_counters and
 -- job_counter_deltas, co-located. The counter triggers fire on the shards and append their
 -- deltas, one row per statement, to the co-located shard of job_counter_deltas; each node's
@@ -843,7 +843,7 @@ BEGIN
     IF @extschema@.job_tables_distributed() THEN
         RAISE EXCEPTION '% is not supported on a distributed database', what
             USING ERRCODE = '0A000',
-                  HINT = 'The README''s "Distributing over Citus" lists what a distributed database does differently.';
+                  HINT = 'The README''s "Spreading over a Citus cluster" lists what a distributed database does differently.';
     END IF;
     RETURN true;
 END
@@ -858,9 +858,18 @@ COMMENT ON FUNCTION @extschema@.refuse_when_distributed(pg_catalog.text) IS
 -- a distributed database calls it instead of fold_job_counters(). A shard another fold is folding
 -- is skipped (a transaction-level advisory lock per shard is the turn), as is one that is being
 -- moved away. On one server, it is fold_job_counters().
+CREATE FUNCTION @extschema@.deltas_waiting(shard pg_catalog.regclass) RETURNS boolean
+    LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 's3scan_deltas_waiting';
+REVOKE ALL ON FUNCTION @extschema@.deltas_waiting(pg_catalog.regclass) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.deltas_waiting(pg_catalog.regclass) IS
+    'internal to s3scan_jobs: whether a shard of job_counter_deltas has rows to fold (false when its lock is taken), without planning a query';
+
 CREATE FUNCTION @extschema@.fold_job_counter_shards() RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET jit = off
     AS $body$
 DECLARE
     shard record;
@@ -892,6 +901,9 @@ BEGIN
     LOOP
         CONTINUE WHEN pg_catalog.to_regclass(shard.deltas) IS NULL OR pg_catalog.to_regclass(shard.counters) IS NULL
                    OR pg_catalog.to_regclass(shard.jobs) IS NULL OR pg_catalog.to_regclass(shard.objects) IS NULL;
+        -- An idle node's shards: nothing planned (and no JIT: the statement's estimate, with the
+        -- newest update's subquery over a large shard of job_objects, can pass jit_above_cost).
+        CONTINUE WHEN NOT @extschema@.deltas_waiting(pg_catalog.to_regclass(shard.deltas));
         CONTINUE WHEN NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('s3scan_jobs fold'), shard.turn::integer);
         -- A fold waits for no lock (a shard being dropped or moved is skipped): to Citus's deadlock
         -- detector a wait of this backend, which has no distributed transaction id, is the wait of
@@ -1127,7 +1139,7 @@ BEGIN
     IF @extschema@.job_tables_distributed() THEN
         RAISE EXCEPTION 'verify_job_counters() and repair_job_counters() are not supported on a distributed database'
             USING ERRCODE = '0A000',
-                  HINT = 'The README''s "Distributing over Citus" lists what a distributed database does differently.';
+                  HINT = 'The README''s "Spreading over a Citus cluster" lists what a distributed database does differently.';
     END IF;
     IF NOT @extschema@.counter_maintenance() THEN
         RAISE EXCEPTION 'counter maintenance is off: there are no counters'

@@ -211,3 +211,27 @@ bool applying_logical_replication() {
 S3SCAN_SQL_FUNCTION(s3scan_job_tables_distributed) {
     PG_RETURN_BOOL(s3scan::job_tables_distributed(get_func_namespace(fcinfo->flinfo->fn_oid)));
 }
+
+// deltas_waiting(shard regclass): whether a shard of job_counter_deltas has a row the active
+// snapshot sees, found without waiting for a lock (false when its lock is not free at once: a
+// shard being dropped or moved) and without planning a query. fold_job_counter_shards() asks it
+// before folding a shard: an idle node's folds, every s3scan_jobs.fold_interval over every shard
+// it holds, planned a fold statement for each (about 11 ms a pass over 16 shards).
+S3SCAN_SQL_FUNCTION(s3scan_deltas_waiting) {
+    Oid relid = PG_GETARG_OID(0);
+    if (get_rel_relkind(relid) != RELKIND_RELATION)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("deltas_waiting() takes a table, not \"%s\"", get_rel_name(relid))));
+    if (!ConditionalLockRelationOid(relid, AccessShareLock))
+        PG_RETURN_BOOL(false);
+    Relation rel = try_relation_open(relid, NoLock);
+    if (rel == nullptr)
+        PG_RETURN_BOOL(false);
+    TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
+    TupleTableSlot *slot = table_slot_create(rel, nullptr);
+    bool found = table_scan_getnextslot(scan, ForwardScanDirection, slot);
+    ExecDropSingleTupleTableSlot(slot);
+    table_endscan(scan);
+    relation_close(rel, NoLock);
+    PG_RETURN_BOOL(found);
+}
