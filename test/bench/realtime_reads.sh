@@ -125,7 +125,7 @@ start_writers() {
         >"$TMP/writers.out" 2>&1 &
     WRITERS=$!
     BG_PIDS+=("$WRITERS")
-    sleep 2  # (the writers' connections and first statements)
+    sleep 4  # (the writers' connections and their first burst: on 2 cores it starved a reader)
 }
 wait_for_writers() {
     wait "$WRITERS" || die "the writers failed: $(tail -n 3 "$TMP/writers.out")"
@@ -155,9 +155,11 @@ LOAD_END=$(loadavg)
 cell() {
     local key=$1 s=$2 vals=() r
     for ((r = 0; r < ROUNDS; r++)); do vals+=("${RESULT[$key/$s/$r]}"); done
-    printf '%s\n' "${vals[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+    # (a round that recorded nothing, "nan", is left out; none at all: nan)
+    printf '%s\n' "${vals[@]}" | grep -v nan | sort -n |
+        awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print v[int((NR + 1) / 2)] }'
 }
-fmt_us() { awk -v v="$1" 'BEGIN { if (v >= 10000) printf "%.1f ms", v / 1000; else printf "%d µs", v }'; }
+fmt_us() { awk -v v="$1" 'BEGIN { if (v == "nan") printf "n/a"; else if (v >= 10000) printf "%.1f ms", v / 1000; else printf "%d µs", v }'; }
 table() {
     local cond=$1 mode=$2 n s lookup v
     echo "| statement | 1,000 objects | 100,000 objects | 1,000,000 objects |"
@@ -167,7 +169,7 @@ table() {
         for n in "${SIZES[@]}"; do
             v=$(cell "$cond/$mode/$n" "$s")
             lookup=$(cell "$cond/$mode/$n" lookup)
-            printf ' %s (%sx) |' "$(fmt_us "$v")" "$(awk -v a="$v" -v b="$lookup" 'BEGIN { printf "%.2f", a / b }')"
+            printf ' %s (%sx) |' "$(fmt_us "$v")" "$(awk -v a="$v" -v b="$lookup" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) printf "n/a"; else printf "%.2f", a / b }')"
         done
         echo
     done
