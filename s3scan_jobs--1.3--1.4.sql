@@ -746,8 +746,8 @@ COMMENT ON EVENT TRIGGER s3scan_jobs_table_ddl_end IS
 -- lives in one shard group on one node: jobs, job_objects, findings, job_counters and
 -- job_counter_deltas, co-located. The counter triggers fire on the shards and append their
 -- deltas, one row per statement, to the co-located shard of job_counter_deltas; each node's
--- refresh worker folds the shards it holds; the coordinator's refreshes job_progress, which stays
--- a table of the coordinator. Nothing here needs Citus until distribute_job_tables() runs.
+-- refresh worker folds the shards it holds; the coordinator's refresh worker refreshes
+-- job_progress, which stays a table of the coordinator. Nothing here needs Citus until distribute_job_tables() runs.
 
 -- Whether jobs is a Citus distributed table (in C: reads Citus's catalog when Citus is there).
 CREATE FUNCTION @extschema@.job_tables_distributed() RETURNS boolean
@@ -852,12 +852,8 @@ REVOKE ALL ON FUNCTION @extschema@.refuse_when_distributed(pg_catalog.text) FROM
 COMMENT ON FUNCTION @extschema@.refuse_when_distributed(pg_catalog.text) IS
     'internal to s3scan_jobs: error 0A000 when the tables are distributed (for what works on one server only)';
 
--- Folds the deltas of the shards this node holds into their co-located counter shards, each in
--- the way fold_job_counters() folds the whole tables, and returns how many were folded. Runs
--- where the shards are, without a distributed transaction; the refresh worker of every node of
--- a distributed database calls it instead of fold_job_counters(). A shard another fold is folding
--- is skipped (a transaction-level advisory lock per shard is the turn), as is one that is being
--- moved away. On one server, it is fold_job_counters().
+-- Whether a shard of job_counter_deltas has a row to fold, found without planning a query and
+-- without waiting for a lock (false when the lock is taken: a shard being dropped or moved).
 CREATE FUNCTION @extschema@.deltas_waiting(shard pg_catalog.regclass) RETURNS boolean
     LANGUAGE c VOLATILE STRICT
     SET search_path = pg_catalog, pg_temp
@@ -866,6 +862,12 @@ REVOKE ALL ON FUNCTION @extschema@.deltas_waiting(pg_catalog.regclass) FROM PUBL
 COMMENT ON FUNCTION @extschema@.deltas_waiting(pg_catalog.regclass) IS
     'internal to s3scan_jobs: whether a shard of job_counter_deltas has rows to fold (false when its lock is taken), without planning a query';
 
+-- Folds the deltas of the shards this node holds into their co-located counter shards, each in
+-- the way fold_job_counters() folds the whole tables, and returns how many were folded. Runs
+-- where the shards are, without a distributed transaction; the refresh worker of every node of
+-- a distributed database calls it instead of fold_job_counters(). A shard another fold is folding
+-- is skipped (a transaction-level advisory lock per shard is the turn), as is one that is being
+-- moved away. On one server, it is fold_job_counters().
 CREATE FUNCTION @extschema@.fold_job_counter_shards() RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -1110,11 +1112,12 @@ REVOKE ALL ON FUNCTION @extschema@.distribute_job_tables(integer) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.distribute_job_tables(integer) IS
     'for operators: spread the per-job tables over the Citus cluster this database is the coordinator of, sharded by job_id (once; see the README)';
 
--- DROP EXTENSION s3scan_jobs of a distributed database: Citus runs it on every worker node first,
+-- DROP EXTENSION s3scan_jobs of a distributed database: Citus runs it on every worker node too,
 -- where the shards' counter triggers depend on the extension's functions (the drop would fail)
--- and the shards are no members of it (they would stay behind). This event trigger drops, on
--- each node, the shards it holds of the extension's tables before the extension goes; in the
--- dropping transaction, so a failed drop keeps them. On one server it does nothing.
+-- and the shards are no members of it (they would stay behind: Citus drops no shard of a table an
+-- extension owns). This event trigger, on the coordinator, drops every shard of the extension's
+-- tables first (citus_drop_all_shards()), in the dropping transaction, so a failed drop keeps
+-- them. On one server it does nothing.
 CREATE FUNCTION @extschema@.on_extension_drop() RETURNS pg_catalog.event_trigger
     LANGUAGE c
     SET search_path = pg_catalog, pg_temp
