@@ -65,7 +65,7 @@ run_make_suite() {
             [ -f "$f" ] && { echo "--- $f"; head -c 20000 "$f"; }
         done
         for f in "$work"/tmp_check/log/regress_log_*; do
-            [ -f "$f" ] && grep -q 'not ok\|died\|Dubious\|error running SQL\|timed out\|BAIL' "$f" &&
+            [ -f "$f" ] && grep -q 'not ok\|died\|Dubious\|error running SQL\|BAIL' "$f" &&
                 { echo "--- $f (tail)"; tail -n 60 "$f"; }
         done
     fi
