@@ -802,7 +802,7 @@ FROM (SELECT j.job_id, j.bucket, j.prefix, j.execution_arn, j.created_at, j.upda
                  GROUP BY x.job_id) d ON d.job_id OPERATOR(pg_catalog.=) j.job_id
       LEFT JOIN (SELECT o.job_id, pg_catalog.max(o.updated_at) AS newest
                  FROM @extschema@.job_objects o
-                 WHERE o.job_id IN (SELECT y.job_id FROM @extschema@.job_counter_deltas y
+                 WHERE o.job_id OPERATOR(pg_catalog.=) ANY (SELECT y.job_id FROM @extschema@.job_counter_deltas y
                                     WHERE y.last_object_update_recheck)
                  GROUP BY o.job_id) r ON r.job_id OPERATOR(pg_catalog.=) j.job_id) s;
 COMMENT ON VIEW @extschema@.job_progress_from_shards IS
